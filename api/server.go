@@ -1,0 +1,150 @@
+// Package api serves the merchant API (/v1, authenticated by secret keys)
+// and the operator API (/operator/v1, on its own listener, authenticated by
+// the operator token). Handlers validate and authenticate; creating a payout
+// inserts its PENDING row (the idempotency record) and publishes the request
+// to Kafka, where the stages take over. api/openapi.yaml is the contract; a
+// test keeps it and the routes served in step.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/ledger"
+	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// Body size limits per endpoint.
+const (
+	maxCreateBody   = 16 << 10
+	maxOperatorBody = 16 << 10
+)
+
+var requests = promauto.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "disburse_http_request_seconds",
+	Help:    "HTTP requests by API, route and status code.",
+	Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+}, []string{"api", "route", "code"})
+
+// Server holds what the handlers need.
+type Server struct {
+	Payouts   *payout.Store
+	Merchants *merchant.Store
+	Ledger    *ledger.Store
+	Kafka     *kgo.Client
+	Topics    events.Topics
+	Log       *slog.Logger
+	// OperatorToken authenticates the operator API; empty refuses every call.
+	OperatorToken string
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Route is one served method and path, as openapi.yaml names it.
+type Route struct {
+	Method, Pattern string
+	handler         http.HandlerFunc
+}
+
+// MerchantRoutes lists the merchant API.
+func (s *Server) MerchantRoutes() []Route {
+	return []Route{
+		{"POST", "/v1/disbursements", s.authed(s.createDisbursement)},
+		{"GET", "/v1/disbursements/{id}", s.authed(s.getDisbursement)},
+		{"GET", "/v1/balance", s.authed(s.getBalance)},
+		{"GET", "/v1/banks", s.authed(s.listBanks)},
+	}
+}
+
+// OperatorRoutes lists the operator API.
+func (s *Server) OperatorRoutes() []Route {
+	return []Route{
+		{"POST", "/operator/v1/merchants", s.operator(s.createMerchant)},
+		{"POST", "/operator/v1/merchants/{id}/sandbox/activate", s.operator(s.activateSandbox)},
+		{"POST", "/operator/v1/merchants/{id}/production/activate", s.operator(s.activateProduction)},
+		{"POST", "/operator/v1/merchants/{id}/topups", s.operator(s.topUp)},
+		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/settings", s.operator(s.setSettings)},
+		{"POST", "/operator/v1/merchants/{id}/suspend", s.operator(s.suspend)},
+		{"POST", "/operator/v1/merchants/{id}/resume", s.operator(s.resume)},
+	}
+}
+
+// Handler is the merchant API.
+func (s *Server) Handler() http.Handler { return s.mux("merchant", s.MerchantRoutes()) }
+
+// OperatorHandler is the operator API.
+func (s *Server) OperatorHandler() http.Handler { return s.mux("operator", s.OperatorRoutes()) }
+
+func (s *Server) mux(api string, routes []Route) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.Method+" "+rt.Pattern, s.instrument(api, rt.Pattern, rt.handler))
+	}
+	mux.Handle("/", s.instrument(api, "unmatched", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such endpoint; see api/openapi.yaml"))
+	}))
+	return mux
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// instrument adds the request id, recovers panics without leaking them, and
+// measures the request.
+func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				s.Log.Error("handler panic", "request_id", id, "route", route, "panic", fmt.Sprint(v))
+				writeError(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; quote request id "+id))
+			}
+			requests.WithLabelValues(api, route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+		}()
+		h(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+type requestIDKey struct{}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+// internalError logs err and answers 500 without details.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	s.Log.Error("request failed", "request_id", id, "path", r.URL.Path, "err", err)
+	writeError(w, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; quote request id "+id))
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// parseFlags parses args into fs, then fills every flag not given on the
+// command line from its DISBURSE_* environment variable.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "DISBURSE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, serr)
+			}
+		}
+	})
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return err
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// common is the configuration every role that touches Postgres and Kafka shares.
+type common struct {
+	postgresURL  string
+	kafkaBrokers string
+	topicPrefix  string
+	partitions   int
+	metricsAddr  string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.postgresURL, "postgres-url", "", "Postgres connection URL (required)")
+	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "comma-separated Kafka bootstrap brokers (required)")
+	fs.StringVar(&c.topicPrefix, "topic-prefix", "disburse.", "prefix of the Kafka topic names")
+	fs.IntVar(&c.partitions, "partitions", 12, "partitions for topics the service creates")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz")
+}
+
+func (c *common) validate() error {
+	var missing []string
+	if c.postgresURL == "" {
+		missing = append(missing, "--postgres-url (DISBURSE_POSTGRES_URL)")
+	}
+	if c.kafkaBrokers == "" {
+		missing = append(missing, "--kafka-brokers (DISBURSE_KAFKA_BROKERS)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing settings: %s", strings.Join(missing, ", "))
+	}
+	if c.partitions < 1 || c.partitions > 1000 {
+		return fmt.Errorf("--partitions must be 1 to 1000, got %d", c.partitions)
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	embeddedpostgres "github.com/fergusstrange/embedded-postgres"
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/connectors/banksim"
+	"github.com/disburse/disburse/connectors/httpbank"
+	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// exitEmbeddedPostgres tells `make run` to fall back to the local PostgreSQL.
+const exitEmbeddedPostgres = 3
+
+const demoMerchant = "demo"
+
+type devConfig struct {
+	apiAddr, operatorAddr, metricsAddr, banksimAddr string
+	dataDir, operatorToken, sandboxKey, postgresURL string
+	embeddedPort                                    int
+	partitions                                      int
+}
+
+func runDev(ctx context.Context, args []string) error {
+	var c devConfig
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.StringVar(&c.apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
+	fs.StringVar(&c.operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "metrics and health address")
+	fs.StringVar(&c.banksimAddr, "banksim-addr", "127.0.0.1:8082", "sandbox banks address")
+	fs.StringVar(&c.dataDir, "data-dir", ".data", "where the embedded PostgreSQL keeps its data")
+	fs.StringVar(&c.operatorToken, "operator-token", "", "operator API token (default: generated and printed)")
+	fs.StringVar(&c.sandboxKey, "sandbox-key", "", "fix the demo merchant's sandbox key (sk_sandbox_ + at least 32 characters)")
+	fs.StringVar(&c.postgresURL, "postgres-url", "", "use this PostgreSQL instead of the embedded one")
+	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
+	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if c.operatorToken == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		c.operatorToken = "op_" + hex.EncodeToString(b)
+	}
+	log := slog.Default()
+
+	// Postgres: the given URL, or an embedded server in the data directory.
+	pgURL := c.postgresURL
+	if pgURL == "" {
+		dir, err := filepath.Abs(c.dataDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "starting embedded PostgreSQL (the first run downloads it; later runs use the cache)...")
+		pg := embeddedpostgres.NewDatabase(embeddedpostgres.DefaultConfig().
+			Port(uint32(c.embeddedPort)).
+			DataPath(filepath.Join(dir, "postgres")).
+			RuntimePath(filepath.Join(dir, "postgres-runtime")).
+			Database("disburse").
+			StartTimeout(60 * time.Second).
+			Logger(nil))
+		if err := pg.Start(); err != nil {
+			return &exitError{code: exitEmbeddedPostgres, err: fmt.Errorf("embedded PostgreSQL could not start: %w\n"+
+				"run `make run` (it falls back to the local PostgreSQL of deploy/postgres.sh) or pass --postgres-url", err)}
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				log.Error("stop embedded postgres", "err", err)
+			}
+		}()
+		pgURL = fmt.Sprintf("postgres://postgres:postgres@127.0.0.1:%d/disburse?sslmode=disable", c.embeddedPort)
+	}
+	if err := schemas.MigratePostgres(ctx, pgURL, func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }); err != nil {
+		return err
+	}
+	pool, err := openPostgres(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// Kafka: franz-go's in-process broker.
+	topics := events.NewTopics("disburse.")
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(c.partitions), topics.All()...))
+	if err != nil {
+		return fmt.Errorf("in-process kafka: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	producer, err := processor.NewClient(brokers)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+
+	// The sandbox banks, over real HTTP inside the process.
+	var srv servers
+	defer srv.shutdown()
+	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksim.Options{}).Handler())
+	if err != nil {
+		return err
+	}
+	bank := httpbank.New("http://" + bankAddr.String())
+
+	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
+	if err != nil {
+		return err
+	}
+
+	apiServer := newAPIServer(pool, producer, topics, c.operatorToken)
+	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
+	if err != nil {
+		return err
+	}
+	opAddr, err := srv.start("operator", c.operatorAddr, apiServer.OperatorHandler())
+	if err != nil {
+		return err
+	}
+	metricsAddr, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer))
+	if err != nil {
+		return err
+	}
+
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	var st stages
+	for _, name := range stageNames {
+		if err := st.start(stageCtx, name, brokers, pool, topics, bank); err != nil {
+			stopStages()
+			return err
+		}
+	}
+
+	fmt.Printf(`
+disburse dev is running (Ctrl-C stops it)
+
+  merchant API   http://%[1]s
+  operator API   http://%[2]s   (token: %[3]s)
+  metrics        http://%[4]s/metrics
+  sandbox banks  http://%[5]s
+
+  demo merchant  %[6]s, sandbox secret key:
+    %[7]s
+
+Send a payout:
+  curl -s -u '%[7]s:' -H 'Content-Type: application/json' -H "Idempotency-Key: $(date +%%s%%N)" \
+    -d '{"reference_id":"order-'$RANDOM'","bank_code":"bca","account_number":"1234567890","amount":150000,"description":"demo payout"}' \
+    http://%[1]s/v1/disbursements
+Then:
+  curl -s -u '%[7]s:' http://%[1]s/v1/disbursements/<id>
+  curl -s -u '%[7]s:' http://%[1]s/v1/balance
+
+`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
+
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")
+	srv.shutdown()
+	stopStages()
+	return st.wait()
+}
+
+// ensureDemoMerchant creates the demo merchant with its sandbox on first
+// start. The sandbox key is stored only as a hash, so on a later start a new
+// key is added (or the fixed --sandbox-key, when it does not work yet).
+func ensureDemoMerchant(ctx context.Context, merchants *merchant.Store, key string) (string, error) {
+	if err := merchants.Create(ctx, demoMerchant, "Demo Marketplace"); err != nil && !errors.Is(err, merchant.ErrExists) {
+		return "", err
+	}
+	got, err := merchants.ActivateSandbox(ctx, demoMerchant, key, api.DemoDeposit, api.DefaultSettings)
+	if err == nil {
+		return got, nil
+	}
+	if !errors.Is(err, merchant.ErrExists) {
+		return "", err
+	}
+	if key != "" {
+		if _, err := merchants.Authenticate(ctx, key, time.Now()); err == nil {
+			return key, nil
+		}
+	} else if key, err = merchant.NewKey(payout.Sandbox); err != nil {
+		return "", err
+	}
+	err = pgx.BeginFunc(ctx, merchants.DB(), func(tx pgx.Tx) error {
+		_, err := merchant.AddKey(ctx, tx, demoMerchant, payout.Sandbox, key)
+		return err
+	})
+	return key, err
+}

@@ -1,0 +1,74 @@
+// Command disburse is the one binary of the disbursement service. Each role
+// is a subcommand; `disburse dev` runs every role in one process on embedded
+// defaults. The roles only wire packages together: the business logic lives
+// in api, ledger, payout, merchant, processor and connectors.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = map[string]command{
+	"dev":     {"run every role in one process on embedded defaults (the demo)", runDev},
+	"api":     {"serve the merchant API and the operator API", runAPI},
+	"worker":  {"run consumer stages (--stages ledger,dispatch)", runWorker},
+	"banksim": {"serve the sandbox banks over HTTP", runBanksim},
+	"migrate": {"apply the Postgres migrations", runMigrate},
+}
+
+// exitError carries a process exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		return
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "disburse: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "disburse %s: %v\n", os.Args[1], err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: disburse <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nEvery flag can also be set as DISBURSE_<FLAG> (e.g. --api-addr as DISBURSE_API_ADDR).\nRun `disburse <command> -h` for its flags.")
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/disburse/disburse/connectors/banksim"
+	"github.com/disburse/disburse/connectors/httpbank"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+func runAPI(ctx context.Context, args []string) error {
+	var c common
+	var apiAddr, operatorAddr, operatorToken string
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	c.register(fs)
+	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
+	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
+	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if len(operatorToken) < 16 {
+		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
+	}
+	pool, err := openPostgres(ctx, c.postgresURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	producer, err := processor.NewClient(splitList(c.kafkaBrokers))
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	topics := events.NewTopics(c.topicPrefix)
+	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
+		return err
+	}
+	s := newAPIServer(pool, producer, topics, operatorToken)
+	var srv servers
+	defer srv.shutdown()
+	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
+		return err
+	}
+	if _, err := srv.start("operator", operatorAddr, s.OperatorHandler()); err != nil {
+		return err
+	}
+	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
+		return err
+	}
+	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr)
+	<-ctx.Done()
+	slog.Info("api stopping: finishing in-flight requests")
+	return nil
+}
+
+func runWorker(ctx context.Context, args []string) error {
+	var c common
+	var stageList, bankURL string
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	c.register(fs)
+	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
+	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	names := splitList(stageList)
+	if len(names) == 0 {
+		return fmt.Errorf("--stages names no stage (known: %v)", stageNames)
+	}
+	pool, err := openPostgres(ctx, c.postgresURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	brokers := splitList(c.kafkaBrokers)
+	admin, err := processor.NewClient(brokers)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	topics := events.NewTopics(c.topicPrefix)
+	if err := processor.EnsureTopics(ctx, admin, int32(c.partitions), topics.All()...); err != nil {
+		return err
+	}
+	var srv servers
+	defer srv.shutdown()
+	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
+		return err
+	}
+	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	var st stages
+	bank := httpbank.New(bankURL)
+	for _, name := range names {
+		if err := st.start(stageCtx, name, brokers, pool, topics, bank); err != nil {
+			stop()
+			_ = st.wait()
+			return err
+		}
+	}
+	<-ctx.Done()
+	slog.Info("worker stopping: finishing the batches in hand, then committing")
+	stop()
+	return st.wait()
+}
+
+func runBanksim(ctx context.Context, args []string) error {
+	var addr string
+	fs := flag.NewFlagSet("banksim", flag.ContinueOnError)
+	fs.StringVar(&addr, "addr", "127.0.0.1:8082", "address of the sandbox banks")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	slog.Info("sandbox banks serving", "addr", addr)
+	return banksim.ListenAndServe(ctx, addr, banksim.New(banksim.Options{}))
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	var url string
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if url == "" {
+		return fmt.Errorf("missing --postgres-url (DISBURSE_POSTGRES_URL)")
+	}
+	return schemas.MigratePostgres(ctx, url, func(f string, a ...any) { slog.Info(fmt.Sprintf(f, a...)) })
+}

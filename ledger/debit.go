@@ -1,0 +1,321 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/disburse/disburse/payout"
+)
+
+// scope is one merchant environment in one currency: the unit that owns accounts.
+type scope struct{ merchant, environment, currency string }
+
+type envConfig struct {
+	suspended    bool
+	feeFlat      int64
+	feeBPS       int64
+	maxPerPayout int64
+	maxPerDay    int64
+}
+
+// ApplyDebits debits a polled batch of payout requests in one transaction,
+// in the order given (the order of the requests topic, per merchant). A
+// payout not PENDING (already debited, failed or cancelled) is left as it
+// is, so a redelivered batch is a no-op. A payout that cannot be paid
+// (insufficient balance, over a limit, merchant suspended) is FAILED without
+// a debit and does not block the ones after it.
+//
+// It returns every payout of the batch in its state after the transaction,
+// with changed marking those this call moved.
+func (s *Store) ApplyDebits(ctx context.Context, ids []string) (out []payout.Disbursement, changed []bool, err error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	start := time.Now()
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		out, changed, err = applyDebits(ctx, tx, ids)
+		return err
+	})
+	if err == nil {
+		batchSeconds.Observe(time.Since(start).Seconds())
+	}
+	return out, changed, err
+}
+
+func applyDebits(ctx context.Context, tx pgx.Tx, ids []string) ([]payout.Disbursement, []bool, error) {
+	// 1. Lock the payouts, in id order.
+	sorted := append([]string(nil), ids...)
+	sort.Strings(sorted)
+	rows, err := tx.Query(ctx, `SELECT `+payout.Columns+` FROM disbursements
+		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, sorted)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock payouts: %w", err)
+	}
+	byID := make(map[string]payout.Disbursement, len(ids))
+	scopes := map[scope]bool{}
+	for rows.Next() {
+		d, err := payout.Scan(rows)
+		if err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		byID[d.ID] = d
+		if d.Status == payout.Pending {
+			scopes[scope{d.MerchantID, d.Environment, d.Currency}] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+
+	versions := make(map[string]int, len(byID))
+	for id, d := range byID {
+		versions[id] = d.Version
+	}
+	if len(scopes) > 0 {
+		if err := debitPending(ctx, tx, ids, byID, scopes); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	out := make([]payout.Disbursement, 0, len(ids))
+	changed := make([]bool, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		d, ok := byID[id]
+		if !ok || seen[id] {
+			continue // unknown id (never created) or repeated in the batch
+		}
+		seen[id] = true
+		out = append(out, d)
+		changed = append(changed, d.Version != versions[id])
+	}
+	return out, changed, nil
+}
+
+// debitPending decides each PENDING payout in order and writes the outcome
+// with a fixed number of statements, whatever the batch size.
+func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]payout.Disbursement, scopes map[scope]bool) error {
+	var merchants, envs, currencies []string
+	for sc := range scopes {
+		merchants = append(merchants, sc.merchant)
+		envs = append(envs, sc.environment)
+		currencies = append(currencies, sc.currency)
+	}
+
+	// 2. Settings of each merchant environment.
+	configs := map[[2]string]envConfig{}
+	rows, err := tx.Query(ctx, `SELECT me.merchant_id, me.environment, m.status = 'SUSPENDED',
+			me.fee_flat, me.fee_bps, me.max_per_payout, me.max_per_day
+		FROM merchant_environments me JOIN merchants m ON m.id = me.merchant_id
+		WHERE (me.merchant_id, me.environment) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, merchants, envs)
+	if err != nil {
+		return fmt.Errorf("read merchant settings: %w", err)
+	}
+	needDaily := false
+	for rows.Next() {
+		var m, e string
+		var c envConfig
+		if err := rows.Scan(&m, &e, &c.suspended, &c.feeFlat, &c.feeBPS, &c.maxPerPayout, &c.maxPerDay); err != nil {
+			rows.Close()
+			return err
+		}
+		configs[[2]string{m, e}] = c
+		needDaily = needDaily || c.maxPerDay > 0
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	// 3. Lock the available and in-flight accounts, in id order.
+	type acct struct {
+		id      int64
+		balance int64
+	}
+	available, inFlight := map[scope]*acct{}, map[scope]*acct{}
+	rows, err = tx.Query(ctx, `SELECT id, merchant_id, environment, currency, kind, balance FROM accounts
+		WHERE (merchant_id, environment, currency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+		  AND kind IN ('available', 'in_flight')
+		ORDER BY id FOR UPDATE`, merchants, envs, currencies)
+	if err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	for rows.Next() {
+		var a acct
+		var sc scope
+		var kind string
+		if err := rows.Scan(&a.id, &sc.merchant, &sc.environment, &sc.currency, &kind, &a.balance); err != nil {
+			rows.Close()
+			return err
+		}
+		if kind == Available {
+			available[sc] = &a
+		} else {
+			inFlight[sc] = &a
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	// 4. What each environment already debited today (Asia/Jakarta days).
+	dailyUsed := map[[2]string]int64{}
+	if needDaily {
+		rows, err = tx.Query(ctx, `SELECT merchant_id, environment, sum(amount) FROM disbursements
+			WHERE (merchant_id, environment) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+			  AND debited_at >= (date_trunc('day', now() AT TIME ZONE 'Asia/Jakarta') AT TIME ZONE 'Asia/Jakarta')
+			  AND status IN ('PROCESSING', 'COMPLETED', 'REVERSED')
+			GROUP BY 1, 2`, merchants, envs)
+		if err != nil {
+			return fmt.Errorf("read daily totals: %w", err)
+		}
+		for rows.Next() {
+			var m, e string
+			var sum int64
+			if err := rows.Scan(&m, &e, &sum); err != nil {
+				rows.Close()
+				return err
+			}
+			dailyUsed[[2]string{m, e}] = sum
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+
+	// 5. Decide, in the order of the topic.
+	var (
+		updIDs, updStatus, updFailure []string
+		updFee                        []int64
+		entryIDs                      []string
+		postAccount                   []int64
+		postAmount                    []int64
+		deltas                        = map[int64]int64{}
+	)
+	decided := map[string]bool{}
+	for _, id := range ids {
+		d, ok := byID[id]
+		if !ok || d.Status != payout.Pending || decided[id] {
+			continue
+		}
+		decided[id] = true
+		sc := scope{d.MerchantID, d.Environment, d.Currency}
+		key := [2]string{d.MerchantID, d.Environment}
+		cfg, haveCfg := configs[key]
+		av, fl := available[sc], inFlight[sc]
+		fee := cfg.feeFlat + d.Amount*cfg.feeBPS/10000
+		failure := ""
+		switch {
+		case !haveCfg || av == nil || fl == nil:
+			failure = payout.MerchantSuspended // environment not active: nothing to debit from
+		case cfg.suspended:
+			failure = payout.MerchantSuspended
+		case cfg.maxPerPayout > 0 && d.Amount > cfg.maxPerPayout:
+			failure = payout.AmountLimitExceeded
+		case cfg.maxPerDay > 0 && dailyUsed[key]+d.Amount > cfg.maxPerDay:
+			failure = payout.AmountLimitExceeded
+		case av.balance < d.Amount+fee:
+			failure = payout.InsufficientBalance
+		}
+		updIDs = append(updIDs, id)
+		updFee = append(updFee, fee)
+		if failure != "" {
+			updStatus = append(updStatus, string(payout.Failed))
+			updFailure = append(updFailure, failure)
+			movements.WithLabelValues("rejected").Inc()
+			continue
+		}
+		total := d.Amount + fee
+		av.balance -= total
+		fl.balance += total
+		dailyUsed[key] += d.Amount
+		deltas[av.id] -= total
+		deltas[fl.id] += total
+		updStatus = append(updStatus, string(payout.Processing))
+		updFailure = append(updFailure, "")
+		entryIDs = append(entryIDs, id)
+		postAccount = append(postAccount, av.id, fl.id)
+		postAmount = append(postAmount, -total, total)
+		movements.WithLabelValues("debit").Inc()
+	}
+
+	// 6. Write: entries, postings, balances, payouts.
+	if len(entryIDs) > 0 {
+		rows, err := tx.Query(ctx, `INSERT INTO journal_entries (kind, merchant_id, environment, currency, disbursement_id)
+			SELECT 'debit', d.merchant_id, d.environment, d.currency, d.id
+			FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) JOIN disbursements d ON d.id = u.id
+			ORDER BY u.n
+			RETURNING id, disbursement_id`, entryIDs)
+		if err != nil {
+			return fmt.Errorf("insert debit entries: %w", err)
+		}
+		entryOf := make(map[string]int64, len(entryIDs))
+		for rows.Next() {
+			var eid int64
+			var did string
+			if err := rows.Scan(&eid, &did); err != nil {
+				rows.Close()
+				return err
+			}
+			entryOf[did] = eid
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert debit entries: %w", err)
+		}
+		postEntry := make([]int64, 0, len(postAccount))
+		for _, id := range entryIDs {
+			postEntry = append(postEntry, entryOf[id], entryOf[id])
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO postings (entry_id, account_id, amount)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])`, postEntry, postAccount, postAmount); err != nil {
+			return fmt.Errorf("insert debit postings: %w", err)
+		}
+		accountIDs := make([]int64, 0, len(deltas))
+		for id := range deltas {
+			accountIDs = append(accountIDs, id)
+		}
+		sort.Slice(accountIDs, func(i, j int) bool { return accountIDs[i] < accountIDs[j] })
+		amounts := make([]int64, len(accountIDs))
+		for i, id := range accountIDs {
+			amounts[i] = deltas[id]
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + p.x
+			FROM unnest($1::bigint[], $2::bigint[]) AS p(a, x) WHERE accounts.id = p.a`, accountIDs, amounts); err != nil {
+			return fmt.Errorf("update balances: %w", err)
+		}
+	}
+	if len(updIDs) == 0 {
+		return nil
+	}
+	rows, err = tx.Query(ctx, `UPDATE disbursements d SET status = u.status, fee = u.fee, failure_code = u.failure,
+			version = d.version + 1, updated_at = now(),
+			debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() END,
+			completed_at = CASE WHEN u.status = 'FAILED' THEN now() END
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(id, status, fee, failure)
+		WHERE d.id = u.id AND d.status = 'PENDING'
+		RETURNING `+prefixed("d.", payout.Columns), updIDs, updStatus, updFee, updFailure)
+	if err != nil {
+		return fmt.Errorf("update payouts: %w", err)
+	}
+	n := 0
+	for rows.Next() {
+		d, err := payout.Scan(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		byID[d.ID] = d
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("update payouts: %w", err)
+	}
+	if n != len(updIDs) {
+		return fmt.Errorf("ledger: %d of %d payouts changed under the lock", len(updIDs)-n, len(updIDs))
+	}
+	return nil
+}

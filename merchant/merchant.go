@@ -1,0 +1,236 @@
+// Package merchant holds the businesses that use disburse: their two
+// environments (sandbox and production), secret keys and per-environment
+// settings such as fees and limits. Money is the ledger package's; activating
+// an environment opens its ledger accounts through it.
+package merchant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/disburse/disburse/ledger"
+	"github.com/disburse/disburse/payout"
+)
+
+var (
+	// ErrUnauthorized: the key is unknown, expired or revoked.
+	ErrUnauthorized = errors.New("merchant: invalid secret key")
+	// ErrNotFound: no such merchant.
+	ErrNotFound = errors.New("merchant: not found")
+	// ErrExists: a merchant with that id exists.
+	ErrExists = errors.New("merchant: already exists")
+)
+
+// Principal is who a secret key authenticates.
+type Principal struct {
+	MerchantID  string
+	Environment string
+	KeyID       string
+}
+
+// Settings are one environment's fee and limits.
+type Settings struct {
+	FeeFlat      int64 `json:"fee_flat"`
+	FeeBPS       int   `json:"fee_bps"`
+	MaxPerPayout int64 `json:"max_per_payout"`
+	MaxPerDay    int64 `json:"max_per_day"`
+}
+
+// Fee is what a payout of amount costs under s.
+func (s Settings) Fee(amount int64) int64 {
+	return s.FeeFlat + amount*int64(s.FeeBPS)/10000
+}
+
+// Store keeps merchants and keys in Postgres.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// NewStore returns a store on db.
+func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
+
+// Create adds a merchant.
+func (s *Store) Create(ctx context.Context, id, name string) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO merchants (id, name) VALUES ($1, $2)`, id, name)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return ErrExists
+	}
+	return err
+}
+
+// Exists reports whether the merchant exists.
+func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1)`, id).Scan(&ok)
+	return ok, err
+}
+
+// ActivateEnvironment turns an environment on with settings, inside tx (the
+// caller opens ledger accounts and deposits in the same transaction). It is
+// a no-op when the environment is already active; active reports which.
+func ActivateEnvironment(ctx context.Context, tx pgx.Tx, merchantID, environment string, s Settings) (created bool, err error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO merchant_environments
+		(merchant_id, environment, fee_flat, fee_bps, max_per_payout, max_per_day)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		merchantID, environment, s.FeeFlat, s.FeeBPS, s.MaxPerPayout, s.MaxPerDay)
+	if err != nil {
+		return false, fmt.Errorf("activate %s: %w", environment, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// KeyPrefix is the visible prefix of an environment's secret keys.
+func KeyPrefix(environment string) string {
+	if environment == payout.Production {
+		return "sk_live_"
+	}
+	return "sk_sandbox_"
+}
+
+// NewKey makes a secret key for environment from a CSPRNG.
+func NewKey(environment string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return KeyPrefix(environment) + hex.EncodeToString(b), nil
+}
+
+// AddKey stores a key (only its hash) for the environment inside tx and
+// returns the key id.
+func AddKey(ctx context.Context, tx pgx.Tx, merchantID, environment, key string) (string, error) {
+	if !strings.HasPrefix(key, KeyPrefix(environment)) || len(key) < len(KeyPrefix(environment))+32 {
+		return "", fmt.Errorf("a %s key must start with %q and carry at least 32 more characters", environment, KeyPrefix(environment))
+	}
+	idBytes := make([]byte, 8)
+	if _, err := rand.Read(idBytes); err != nil {
+		return "", err
+	}
+	id := "key_" + hex.EncodeToString(idBytes)
+	sum := sha256.Sum256([]byte(key))
+	_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, merchant_id, environment, hash) VALUES ($1, $2, $3, $4)`,
+		id, merchantID, environment, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("store key: %w", err)
+	}
+	return id, nil
+}
+
+// Authenticate finds who a secret key belongs to. The key's prefix alone
+// decides the environment, and the stored environment must agree.
+func (s *Store) Authenticate(ctx context.Context, key string, now time.Time) (Principal, error) {
+	env := ""
+	switch {
+	case strings.HasPrefix(key, "sk_sandbox_"):
+		env = payout.Sandbox
+	case strings.HasPrefix(key, "sk_live_"):
+		env = payout.Production
+	default:
+		return Principal{}, ErrUnauthorized
+	}
+	sum := sha256.Sum256([]byte(key))
+	var p Principal
+	var stored []byte
+	var expires, revoked *time.Time
+	err := s.db.QueryRow(ctx, `SELECT id, merchant_id, environment, hash, expires_at, revoked_at
+		FROM api_keys WHERE hash = $1`, sum[:]).Scan(&p.KeyID, &p.MerchantID, &p.Environment, &stored, &expires, &revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Principal{}, ErrUnauthorized
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up key: %w", err)
+	}
+	if subtle.ConstantTimeCompare(stored, sum[:]) != 1 || p.Environment != env ||
+		revoked != nil || (expires != nil && !now.Before(*expires)) {
+		return Principal{}, ErrUnauthorized
+	}
+	return p, nil
+}
+
+// SetStatus suspends (SUSPENDED) or resumes (ACTIVE) a merchant.
+func (s *Store) SetStatus(ctx context.Context, merchantID, status string) error {
+	tag, err := s.db.Exec(ctx, `UPDATE merchants SET status = $2 WHERE id = $1`, merchantID, status)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// SetSettings changes an environment's fee and limits.
+func (s *Store) SetSettings(ctx context.Context, merchantID, environment string, st Settings) error {
+	tag, err := s.db.Exec(ctx, `UPDATE merchant_environments
+		SET fee_flat = $3, fee_bps = $4, max_per_payout = $5, max_per_day = $6
+		WHERE merchant_id = $1 AND environment = $2`,
+		merchantID, environment, st.FeeFlat, st.FeeBPS, st.MaxPerPayout, st.MaxPerDay)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// ActivateSandbox turns on the merchant's sandbox with a demo deposit and a
+// secret key (key empty: a new one is generated), all in one transaction.
+// It returns the key, shown once. Activating twice is an error wrapped as ErrExists.
+func (s *Store) ActivateSandbox(ctx context.Context, merchantID, key string, deposit int64, st Settings) (string, error) {
+	return s.activate(ctx, merchantID, payout.Sandbox, key, deposit, st)
+}
+
+// ActivateProduction turns on production (after the operator's approval)
+// with a key and no money: production deposits come from top-ups.
+func (s *Store) ActivateProduction(ctx context.Context, merchantID string, st Settings) (string, error) {
+	return s.activate(ctx, merchantID, payout.Production, "", 0, st)
+}
+
+func (s *Store) activate(ctx context.Context, merchantID, environment, key string, deposit int64, st Settings) (string, error) {
+	if key == "" {
+		var err error
+		if key, err = NewKey(environment); err != nil {
+			return "", err
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1)`, merchantID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return ErrNotFound
+		}
+		created, err := ActivateEnvironment(ctx, tx, merchantID, environment, st)
+		if err != nil {
+			return err
+		}
+		if !created {
+			return fmt.Errorf("%s is already active: %w", environment, ErrExists)
+		}
+		if _, err := AddKey(ctx, tx, merchantID, environment, key); err != nil {
+			return err
+		}
+		if err := ledger.OpenAccounts(ctx, tx, merchantID, environment, "IDR"); err != nil {
+			return err
+		}
+		if deposit > 0 {
+			return ledger.Deposit(ctx, tx, merchantID, environment, "IDR", deposit, "sandbox demo deposit")
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// DB is the pool the store uses, for callers that add keys in their own transaction.
+func (s *Store) DB() *pgxpool.Pool { return s.db }

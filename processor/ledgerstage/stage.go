@@ -1,0 +1,73 @@
+// Package ledgerstage is the consumer stage that debits payouts. It reads
+// the requests topic in polled batches, applies each batch in one Postgres
+// transaction through ledger.Store.ApplyDebits, then publishes a dispatch
+// record for every debited payout and a status event for every payout of the
+// batch, and only then lets the batch's offsets be committed.
+//
+// A crash between the transaction and the publish is safe: the batch comes
+// again, the debit is a no-op (the payout is no longer PENDING), and the
+// dispatch and status records are published again. Downstream stages are
+// idempotent on the disbursement id and consumers keep the highest version.
+package ledgerstage
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/ledger"
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// Group is the stage's consumer group.
+const Group = "disburse-ledger"
+
+// Stage debits payout requests.
+type Stage struct {
+	Ledger *ledger.Store
+	Kafka  *kgo.Client
+	Topics events.Topics
+	Log    *slog.Logger
+}
+
+// Handle applies one polled batch.
+func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
+	ids := make([]string, 0, len(records))
+	for _, r := range records {
+		var req events.Request
+		if err := json.Unmarshal(r.Value, &req); err != nil || req.DisbursementID == "" {
+			s.Log.Error("skipping malformed request record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		ids = append(ids, req.DisbursementID)
+	}
+	out, changed, err := s.Ledger.ApplyDebits(ctx, ids)
+	if err != nil {
+		return err
+	}
+	produce := make([]*kgo.Record, 0, 2*len(out))
+	for i, d := range out {
+		if d.Status == payout.Processing {
+			produce = append(produce, processor.JSONRecord(s.Topics.Dispatch, d.ID, events.Dispatch{
+				DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment, BankCode: d.BankCode,
+			}))
+		}
+		if d.Status != payout.Pending {
+			produce = append(produce, processor.StatusEvent(s.Topics.Status, d))
+		}
+		if changed[i] {
+			s.Log.Info("payout debited", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
+				"environment", d.Environment, "status", d.Status, "amount", d.Amount, "fee", d.Fee)
+		}
+	}
+	return processor.Produce(ctx, s.Kafka, produce...)
+}
+
+// Run consumes until ctx ends.
+func (s *Stage) Run(ctx context.Context) error {
+	return processor.Consume(ctx, "ledger", s.Kafka, 1000, s.Log, s.Handle)
+}

@@ -1,0 +1,57 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// StatusEvent is the status-topic record for a payout in its current state.
+func StatusEvent(topic string, d payout.Disbursement) *kgo.Record {
+	ev := events.Status{
+		DisbursementID: d.ID,
+		MerchantID:     d.MerchantID,
+		Environment:    d.Environment,
+		ReferenceID:    d.ReferenceID,
+		BankCode:       d.BankCode,
+		Amount:         d.Amount,
+		Fee:            d.Fee,
+		Currency:       d.Currency,
+		Status:         string(d.Status),
+		Version:        d.Version,
+		At:             d.UpdatedAt.UTC(),
+	}
+	if d.BatchID != nil {
+		ev.BatchID = *d.BatchID
+	}
+	if d.FailureCode != nil {
+		ev.FailureCode = *d.FailureCode
+	}
+	return JSONRecord(topic, d.MerchantID, ev)
+}
+
+// JSONRecord encodes v as a record on topic with key.
+func JSONRecord(topic, key string, v any) *kgo.Record {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err)) // event types always encode
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(key), Value: b, Timestamp: time.Now()}
+}
+
+// Produce sends records and waits until every one is acknowledged.
+func Produce(ctx context.Context, cl *kgo.Client, records ...*kgo.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
