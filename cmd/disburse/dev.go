@@ -113,7 +113,7 @@ func runDev(ctx context.Context, args []string) error {
 	// The sandbox banks, over real HTTP inside the process.
 	var srv servers
 	defer srv.shutdown()
-	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksim.Options{}).Handler())
+	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksim.DefaultOptions()).Handler())
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func runDev(ctx context.Context, args []string) error {
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
 	for _, name := range stageNames {
-		if err := st.start(stageCtx, name, brokers, pool, topics, bank); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank}); err != nil {
 			stopStages()
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
@@ -65,10 +66,12 @@ func runAPI(ctx context.Context, args []string) error {
 func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var stageList, bankURL string
+	var bankTimeout time.Duration
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
+	fs.DurationVar(&bankTimeout, "bank-timeout", 10*time.Second, "timeout of one bank call; a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -102,9 +105,9 @@ func runWorker(ctx context.Context, args []string) error {
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
-	bank := httpbank.New(bankURL)
+	bank := httpbank.New(bankURL, httpbank.WithTimeout(bankTimeout))
 	for _, name := range names {
-		if err := st.start(stageCtx, name, brokers, pool, topics, bank); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
 			stop()
 			_ = st.wait()
 			return err
@@ -124,7 +127,7 @@ func runBanksim(ctx context.Context, args []string) error {
 		return err
 	}
 	slog.Info("sandbox banks serving", "addr", addr)
-	return banksim.ListenAndServe(ctx, addr, banksim.New(banksim.Options{}))
+	return banksim.ListenAndServe(ctx, addr, banksim.New(banksim.DefaultOptions()))
 }
 
 func runMigrate(ctx context.Context, args []string) error {

@@ -66,17 +66,28 @@ type stages struct {
 	errs    chan error
 }
 
+// stageDeps is what the stages are wired to.
+type stageDeps struct {
+	brokers []string
+	pool    *pgxpool.Pool
+	// groupPrefix names the consumer groups (<prefix>ledger, <prefix>dispatch).
+	groupPrefix string
+	topics      events.Topics
+	bank        connectors.Connector
+}
+
 // start launches the named stage; it consumes until ctx ends.
-func (s *stages) start(ctx context.Context, name string, brokers []string, pool *pgxpool.Pool, topics events.Topics, bank connectors.Connector) error {
+func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
+	brokers, pool, topics, bank := deps.brokers, deps.pool, deps.topics, deps.bank
 	if s.errs == nil {
 		s.errs = make(chan error, len(stageNames))
 	}
 	var group, topic string
 	switch name {
 	case "ledger":
-		group, topic = ledgerstage.Group, topics.Requests
+		group, topic = deps.groupPrefix+"ledger", topics.Requests
 	case "dispatch":
-		group, topic = dispatch.Group, topics.Dispatch
+		group, topic = deps.groupPrefix+"dispatch", topics.Dispatch
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}

@@ -32,9 +32,6 @@ import (
 	"github.com/disburse/disburse/schemas/events"
 )
 
-// Group is the stage's consumer group.
-const Group = "disburse-dispatch"
-
 var bankCalls = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "disburse_dispatch_bank_calls_total",
 	Help: "Calls to banks by bank, kind (transfer, status) and outcome.",

@@ -23,9 +23,6 @@ import (
 	"github.com/disburse/disburse/schemas/events"
 )
 
-// Group is the stage's consumer group.
-const Group = "disburse-ledger"
-
 // Stage debits payout requests.
 type Stage struct {
 	Ledger *ledger.Store

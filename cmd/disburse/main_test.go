@@ -1,0 +1,13 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	// Only warnings and errors from the stages while tests run.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	os.Exit(m.Run())
+}
