@@ -67,7 +67,9 @@ func Run(ctx context.Context, db *pgxpool.Pool, opts Options) (Report, error) {
 	}
 	checks := []check{
 		{"entry balanced", `SELECT entry_id, sum(amount) FROM postings GROUP BY entry_id HAVING sum(amount) <> 0 LIMIT 20`,
-			func(v []any) string { return fmt.Sprintf("journal entry %v does not balance: its postings sum to %v", v[0], v[1]) }},
+			func(v []any) string {
+				return fmt.Sprintf("journal entry %v does not balance: its postings sum to %v", v[0], v[1])
+			}},
 		{"balance equals postings", `SELECT a.id, a.merchant_id, a.environment, a.kind, a.balance, coalesce(p.s, 0)
 			FROM accounts a LEFT JOIN (SELECT account_id, sum(amount) AS s FROM postings GROUP BY account_id) p ON p.account_id = a.id
 			WHERE a.balance <> coalesce(p.s, 0) LIMIT 20`,
@@ -85,7 +87,9 @@ func Run(ctx context.Context, db *pgxpool.Pool, opts Options) (Report, error) {
 			}},
 		{"no negative balance", `SELECT merchant_id, environment, kind, balance FROM accounts
 			WHERE kind IN ('available', 'in_flight', 'paid_out', 'fees') AND balance < 0 LIMIT 20`,
-			func(v []any) string { return fmt.Sprintf("merchant %v %v: %v balance is negative (%v)", v[0], v[1], v[2], v[3]) }},
+			func(v []any) string {
+				return fmt.Sprintf("merchant %v %v: %v balance is negative (%v)", v[0], v[1], v[2], v[3])
+			}},
 		{"entries match payout status", `SELECT d.id, d.status, d.failure_code,
 				count(*) FILTER (WHERE e.kind = 'debit'), count(*) FILTER (WHERE e.kind = 'settle'),
 				count(*) FILTER (WHERE e.kind = 'fail'), count(*) FILTER (WHERE e.kind = 'return')
