@@ -1,0 +1,251 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/internal/fixture"
+	"github.com/disburse/disburse/ledger"
+	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+const operatorToken = "op-test-token-0123456789"
+
+type env struct {
+	pool   *pgxpool.Pool
+	kafka  *kgo.Client
+	topics events.Topics
+	srv    *httptest.Server
+	op     *httptest.Server
+	key    string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pool, _ := fixture.Postgres(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cl, err := processor.NewClient(cluster.ListenAddrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	topics := events.NewTopics("t.")
+	if err := processor.EnsureTopics(context.Background(), cl, 2, topics.All()...); err != nil {
+		t.Fatal(err)
+	}
+	s := &api.Server{
+		Payouts: payout.NewStore(pool), Merchants: merchant.NewStore(pool), Ledger: ledger.NewStore(pool),
+		Kafka: cl, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OperatorToken: operatorToken,
+	}
+	e := &env{pool: pool, kafka: cl, topics: topics, srv: httptest.NewServer(s.Handler()), op: httptest.NewServer(s.OperatorHandler())}
+	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.op.Close)
+	e.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
+	return e
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (a answer) code() string {
+	e, _ := a.body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func do(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+const validBody = `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":150000,"description":"ok"}`
+
+func TestCreateRejectsBadInputAndChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("x", 300)
+	cases := []struct {
+		name   string
+		body   string
+		mutate func(*http.Request)
+		status int
+		code   string
+		field  string
+	}{
+		{"empty object", `{}`, nil, 422, "VALIDATION_ERROR", "reference_id"},
+		{"missing amount", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890"}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"amount as string", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":"150000"}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"amount as float", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":1500.5}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"amount over int64", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":92233720368547758070}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"negative amount", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":-5}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"zero amount", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":0}`, nil, 422, "VALIDATION_ERROR", "amount"},
+		{"unknown bank", `{"reference_id":"r1","bank_code":"xyz","account_number":"1234567890","amount":150000}`, nil, 422, "VALIDATION_ERROR", "bank_code"},
+		{"account with letters", `{"reference_id":"r1","bank_code":"bca","account_number":"12345abc90","amount":150000}`, nil, 422, "VALIDATION_ERROR", "account_number"},
+		{"long reference", `{"reference_id":"` + long + `","bank_code":"bca","account_number":"1234567890","amount":150000}`, nil, 422, "VALIDATION_ERROR", "reference_id"},
+		{"long description", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":150000,"description":"` + long + `"}`, nil, 422, "VALIDATION_ERROR", "description"},
+		{"control character", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":150000,"description":"a\u0007b"}`, nil, 422, "VALIDATION_ERROR", "description"},
+		{"wrong currency", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":150000,"currency":"USD"}`, nil, 422, "VALIDATION_ERROR", "currency"},
+		{"unknown field", `{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":150000,"admin":true}`, nil, 422, "VALIDATION_ERROR", "admin"},
+		{"invalid JSON", `{"reference_id":`, nil, 400, "INVALID_JSON", ""},
+		{"not an object", `[1,2]`, nil, 400, "INVALID_JSON", ""},
+		{"trailing data", validBody + `{}`, nil, 400, "INVALID_JSON", ""},
+		{"duplicate key", `{"reference_id":"r1","reference_id":"r2","bank_code":"bca","account_number":"1234567890","amount":150000}`, nil, 400, "INVALID_JSON", ""},
+		{"not UTF-8", "{\"reference_id\":\"r\xff\",\"bank_code\":\"bca\",\"account_number\":\"1234567890\",\"amount\":150000}", nil, 400, "INVALID_JSON", ""},
+		{"body over the limit", `{"reference_id":"r1","description":"` + strings.Repeat("y", 20<<10) + `"}`, nil, 413, "PAYLOAD_TOO_LARGE", ""},
+		{"wrong content type", validBody, func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }, 415, "UNSUPPORTED_MEDIA_TYPE", ""},
+		{"no idempotency key", validBody, func(r *http.Request) { r.Header.Del("Idempotency-Key") }, 400, "IDEMPOTENCY_KEY_REQUIRED", ""},
+		{"idempotency key with spaces", validBody, func(r *http.Request) { r.Header.Set("Idempotency-Key", "a b") }, 400, "IDEMPOTENCY_KEY_REQUIRED", ""},
+		{"no auth", validBody, func(r *http.Request) { r.Header.Del("Authorization") }, 401, "UNAUTHORIZED", ""},
+		{"unknown key", validBody, func(r *http.Request) { r.SetBasicAuth("sk_sandbox_"+strings.Repeat("0", 64), "") }, 401, "UNAUTHORIZED", ""},
+		{"production prefix on a sandbox key", validBody, func(r *http.Request) { r.SetBasicAuth(strings.Replace(e.key, "sk_sandbox_", "sk_live_", 1), "") }, 401, "UNAUTHORIZED", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/disbursements", bytes.NewBufferString(c.body))
+			req.SetBasicAuth(e.key, "")
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "key-"+c.name[:3])
+			if c.mutate != nil {
+				c.mutate(req)
+			}
+			a := do(t, req)
+			if a.status != c.status || a.code() != c.code {
+				t.Fatalf("got %d %s, want %d %s: %s", a.status, a.code(), c.status, c.code, a.raw)
+			}
+			if a.header.Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id")
+			}
+			if c.field != "" && !strings.Contains(a.raw, `"field":"`+c.field) {
+				t.Errorf("error does not name field %s: %s", c.field, a.raw)
+			}
+		})
+	}
+	// Nothing was written anywhere.
+	var payouts, entries int
+	if err := e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM disbursements), (SELECT count(*) FROM journal_entries)`).Scan(&payouts, &entries); err != nil {
+		t.Fatal(err)
+	}
+	if payouts != 0 || entries != 1 {
+		t.Fatalf("bad input wrote %d payouts and %d journal entries (want 0 and the 1 deposit)", payouts, entries)
+	}
+	offs, err := kadm.NewClient(e.kafka).ListEndOffsets(context.Background(), e.topics.Requests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("bad input published to %s partition %d", o.Topic, o.Partition)
+		}
+	})
+
+	// And a valid request after all that is accepted.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/disbursements", bytes.NewBufferString(validBody))
+	req.SetBasicAuth(e.key, "")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "good")
+	if a := do(t, req); a.status != 202 {
+		t.Fatalf("valid request: %d %s", a.status, a.raw)
+	}
+}
+
+func TestConcurrentSameIdempotencyKeyMakesOnePayout(t *testing.T) {
+	e := newEnv(t)
+	const n = 40
+	ids := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/disbursements", bytes.NewBufferString(validBody))
+			req.SetBasicAuth(e.key, "")
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "same-key")
+			a := do(t, req)
+			id, _ := a.body["id"].(string)
+			if a.status != 202 {
+				id = "status " + a.raw
+			}
+			ids <- id
+		}()
+	}
+	first := <-ids
+	for i := 1; i < n; i++ {
+		if id := <-ids; id != first {
+			t.Fatalf("concurrent replays answered %q and %q", first, id)
+		}
+	}
+	var count int
+	_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM disbursements`).Scan(&count)
+	if count != 1 {
+		t.Fatalf("%d payouts for one idempotency key", count)
+	}
+}
+
+func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
+	e := newEnv(t)
+	ledgerState := func() string {
+		var s string
+		_ = e.pool.QueryRow(context.Background(), `SELECT string_agg(kind || ':' || balance, ',' ORDER BY id) FROM accounts`).Scan(&s)
+		return s
+	}
+	before := ledgerState()
+	cases := []struct {
+		name, method, path, body, token string
+		status                          int
+	}{
+		{"no token", "POST", "/operator/v1/merchants/m1/topups", `{"amount":100}`, "", 401},
+		{"wrong token", "POST", "/operator/v1/merchants/m1/topups", `{"amount":100}`, "nope-nope-nope-nope", 401},
+		{"negative top-up", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"sandbox","amount":-100}`, operatorToken, 422},
+		{"overflowing top-up", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"sandbox","amount":9223372036854775808}`, operatorToken, 422},
+		{"unknown merchant", "POST", "/operator/v1/merchants/nobody/topups", `{"environment":"sandbox","amount":100}`, operatorToken, 404},
+		{"inactive production", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"production","amount":100}`, operatorToken, 404},
+		{"bad environment", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"staging","amount":100}`, operatorToken, 422},
+		{"bad merchant id", "POST", "/operator/v1/merchants", `{"id":"../x","name":"x"}`, operatorToken, 422},
+		{"fee over 100%", "PUT", "/operator/v1/merchants/m1/environments/sandbox/settings", `{"fee_bps":20000}`, operatorToken, 422},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, e.op.URL+c.path, strings.NewReader(c.body))
+			req.Header.Set("Content-Type", "application/json")
+			if c.token != "" {
+				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			if a := do(t, req); a.status != c.status || a.code() == "" {
+				t.Fatalf("got %d %s, want %d with an error code", a.status, a.raw, c.status)
+			}
+		})
+	}
+	if after := ledgerState(); after != before {
+		t.Fatalf("ledger changed: %s -> %s", before, after)
+	}
+	fixture.Audit(t, e.pool)
+}
