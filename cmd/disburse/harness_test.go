@@ -192,3 +192,5 @@ func mustNumber(t *testing.T, m map[string]any, field string) int64 {
 }
 
 var _ = fmt.Sprintf
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -1,0 +1,32 @@
+# The documented entry points. Scripts under deploy/ do the real work and can
+# be run alone.
+.PHONY: run test build lint fuzz services-up services-down
+
+# The whole service in one process on embedded defaults (the demo).
+run:
+	@deploy/run-dev.sh $(ARGS)
+
+# Install what is missing, start the real Postgres and Kafka, run every
+# test (race detector on), stop the services.
+test:
+	@deploy/test.sh
+
+build:
+	go build -o bin/disburse ./cmd/disburse
+
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
+	go vet ./...
+
+# Run each fuzz target for a while (FUZZTIME=1m); seeds live in testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	go test -run XXX -fuzz FuzzDecodeStrict -fuzztime $(FUZZTIME) ./api
+	go test -run XXX -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME) ./connectors
+
+services-up:
+	@deploy/services.sh up
+	@echo 'now: eval "$$(deploy/services.sh env)"'
+
+services-down:
+	@deploy/services.sh down
