@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"worker":  {"run consumer stages (--stages ledger,dispatch)", runWorker},
 	"banksim": {"serve the sandbox banks over HTTP", runBanksim},
 	"migrate": {"apply the Postgres migrations", runMigrate},
+	"audit":   {"check the money invariants on a database; exit 1 on a violation", runAudit},
 }
 
 // exitError carries a process exit status.
