@@ -1,6 +1,6 @@
 # The documented entry points. Scripts under deploy/ do the real work and can
 # be run alone.
-.PHONY: run test build lint fuzz services-up services-down
+.PHONY: run test bench build lint fuzz services-up services-down
 
 # The whole service in one process on embedded defaults (the demo).
 run:
@@ -10,6 +10,10 @@ run:
 # test (race detector on), stop the services.
 test:
 	@deploy/test.sh
+
+# The shipped benchmarks on the real services (docs/benchmarks.md).
+bench:
+	@deploy/bench.sh
 
 build:
 	go build -o bin/disburse ./cmd/disburse
