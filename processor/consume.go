@@ -41,6 +41,10 @@ func ConsumerOpts(group string, topics ...string) []kgo.Opt {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		// A crashed instance holds its partitions until its session times
+		// out; 10 s (not the 45 s default) bounds that stall for payouts.
+		kgo.SessionTimeout(10 * time.Second),
+		kgo.HeartbeatInterval(2 * time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	}
 }
