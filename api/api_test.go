@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -246,6 +247,49 @@ func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
 	}
 	if after := ledgerState(); after != before {
 		t.Fatalf("ledger changed: %s -> %s", before, after)
+	}
+	fixture.Audit(t, e.pool)
+}
+
+func TestOperatorInvoiceBilling(t *testing.T) {
+	e := newEnv(t)
+	op := func(method, path, body string) answer {
+		req, _ := http.NewRequest(method, e.op.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+operatorToken)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return do(t, req)
+	}
+	base := "/operator/v1/merchants/m1/environments/sandbox"
+	if a := op("POST", base+"/invoices/close", ""); a.status != 409 {
+		t.Fatalf("closing a deposit-billed environment: %d %s", a.status, a.raw)
+	}
+	if a := op("PUT", base+"/billing", `{"billing":"invoice","credit_limit":0}`); a.status != 422 {
+		t.Fatalf("invoice without credit: %d %s", a.status, a.raw)
+	}
+	a := op("PUT", base+"/billing", `{"billing":"invoice","credit_limit":5000000}`)
+	if a.status != 200 || a.body["billing"] != "invoice" || a.body["available"] != float64(5_000_000) {
+		t.Fatalf("switch to invoice: %d %s", a.status, a.raw)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/balance", nil)
+	req.SetBasicAuth(e.key, "")
+	if b := do(t, req); b.body["billing"] != "invoice" || b.body["invoice"] == nil {
+		t.Fatalf("merchant balance: %s", b.raw)
+	}
+	inv := op("POST", base+"/invoices/close", "")
+	if inv.status != 200 || inv.body["status"] != "ISSUED" {
+		t.Fatalf("close: %d %s", inv.status, inv.raw)
+	}
+	path := base + "/invoices/" + strconv.Itoa(int(inv.body["id"].(float64))) + "/pay"
+	if p := op("POST", path, ""); p.status != 200 || p.body["status"] != "PAID" {
+		t.Fatalf("pay: %d %s", p.status, p.raw)
+	}
+	if p := op("POST", path, ""); p.status != 409 {
+		t.Fatalf("pay twice: %d %s", p.status, p.raw)
+	}
+	if l := op("GET", base+"/invoices", ""); l.status != 200 || len(l.body["data"].([]any)) != 2 {
+		t.Fatalf("list: %d %s", l.status, l.raw)
 	}
 	fixture.Audit(t, e.pool)
 }

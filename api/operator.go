@@ -163,13 +163,8 @@ func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) setSettings(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.merchantID(w, r)
+	id, env, ok := s.environmentPath(w, r)
 	if !ok {
-		return
-	}
-	env := r.PathValue("env")
-	if env != payout.Sandbox && env != payout.Production {
-		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "environment must be sandbox or production"))
 		return
 	}
 	var in merchant.Settings

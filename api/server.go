@@ -83,6 +83,10 @@ func (s *Server) OperatorRoutes() []Route {
 		{"POST", "/operator/v1/merchants/{id}/production/activate", s.operator(s.activateProduction)},
 		{"POST", "/operator/v1/merchants/{id}/topups", s.operator(s.topUp)},
 		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/settings", s.operator(s.setSettings)},
+		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/billing", s.operator(s.setBilling)},
+		{"GET", "/operator/v1/merchants/{id}/environments/{env}/invoices", s.operator(s.listInvoices)},
+		{"POST", "/operator/v1/merchants/{id}/environments/{env}/invoices/close", s.operator(s.closeInvoice)},
+		{"POST", "/operator/v1/merchants/{id}/environments/{env}/invoices/{invoice}/pay", s.operator(s.payInvoice)},
 		{"POST", "/operator/v1/merchants/{id}/suspend", s.operator(s.suspend)},
 		{"POST", "/operator/v1/merchants/{id}/resume", s.operator(s.resume)},
 	}

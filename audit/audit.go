@@ -83,7 +83,7 @@ func Run(ctx context.Context, db *pgxpool.Pool, opts Options) (Report, error) {
 				sum(balance) FILTER (WHERE kind <> 'deposits')
 			FROM accounts GROUP BY 1, 2, 3 HAVING sum(balance) <> 0`,
 			func(v []any) string {
-				return fmt.Sprintf("merchant %v %v %v: deposits %v but available + in flight + paid out + fees = %v", v[0], v[1], v[2], v[3], v[4])
+				return fmt.Sprintf("merchant %v %v %v: deposits %v but available + in flight + paid out + fees + invoice accounts = %v", v[0], v[1], v[2], v[3], v[4])
 			}},
 		{"no negative balance", `SELECT merchant_id, environment, kind, balance FROM accounts
 			WHERE kind IN ('available', 'in_flight', 'paid_out', 'fees') AND balance < 0 LIMIT 20`,

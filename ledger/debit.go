@@ -16,6 +16,8 @@ type scope struct{ merchant, environment, currency string }
 
 type envConfig struct {
 	suspended    bool
+	invoice      bool // invoice billing: spend against creditLimit, not the deposit
+	creditLimit  int64
 	feeFlat      int64
 	feeBPS       int64
 	maxPerPayout int64
@@ -110,6 +112,7 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	// 2. Settings of each merchant environment.
 	configs := map[[2]string]envConfig{}
 	rows, err := tx.Query(ctx, `SELECT me.merchant_id, me.environment, m.status = 'SUSPENDED',
+			me.billing = 'invoice', me.credit_limit,
 			me.fee_flat, me.fee_bps, me.max_per_payout, me.max_per_day
 		FROM merchant_environments me JOIN merchants m ON m.id = me.merchant_id
 		WHERE (me.merchant_id, me.environment) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, merchants, envs)
@@ -120,7 +123,7 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	for rows.Next() {
 		var m, e string
 		var c envConfig
-		if err := rows.Scan(&m, &e, &c.suspended, &c.feeFlat, &c.feeBPS, &c.maxPerPayout, &c.maxPerDay); err != nil {
+		if err := rows.Scan(&m, &e, &c.suspended, &c.invoice, &c.creditLimit, &c.feeFlat, &c.feeBPS, &c.maxPerPayout, &c.maxPerDay); err != nil {
 			rows.Close()
 			return err
 		}
@@ -131,15 +134,15 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 		return err
 	}
 
-	// 3. Lock the available and in-flight accounts, in id order.
+	// 3. Lock the accounts a debit touches or checks, in id order.
 	type acct struct {
 		id      int64
 		balance int64
 	}
-	available, inFlight := map[scope]*acct{}, map[scope]*acct{}
+	accounts := map[scope]map[string]*acct{}
 	rows, err = tx.Query(ctx, `SELECT id, merchant_id, environment, currency, kind, balance FROM accounts
 		WHERE (merchant_id, environment, currency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
-		  AND kind IN ('available', 'in_flight')
+		  AND kind IN ('available', 'in_flight', 'invoice', 'receivable')
 		ORDER BY id FOR UPDATE`, merchants, envs, currencies)
 	if err != nil {
 		return fmt.Errorf("lock accounts: %w", err)
@@ -152,11 +155,10 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 			rows.Close()
 			return err
 		}
-		if kind == Available {
-			available[sc] = &a
-		} else {
-			inFlight[sc] = &a
+		if accounts[sc] == nil {
+			accounts[sc] = map[string]*acct{}
 		}
+		accounts[sc][kind] = &a
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -190,6 +192,7 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	// 5. Decide, in the order of the topic.
 	var (
 		updIDs, updStatus, updFailure []string
+		updFunding                    []string
 		updFee                        []int64
 		entryIDs                      []string
 		postAccount                   []int64
@@ -206,8 +209,22 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 		sc := scope{d.MerchantID, d.Environment, d.Currency}
 		key := [2]string{d.MerchantID, d.Environment}
 		cfg, haveCfg := configs[key]
-		av, fl := available[sc], inFlight[sc]
+		accts := accounts[sc]
+		funding := Available
+		if cfg.invoice {
+			funding = Invoice
+		}
+		av, fl := accts[funding], accts[InFlight]
 		fee := cfg.feeFlat + d.Amount*cfg.feeBPS/10000
+		// What the payout may spend: the deposit, or the credit left after
+		// the open period and unpaid invoices.
+		spendable := int64(0)
+		if av != nil {
+			spendable = av.balance
+			if cfg.invoice && accts[Receivable] != nil {
+				spendable = cfg.creditLimit + av.balance + accts[Receivable].balance
+			}
+		}
 		failure := ""
 		switch {
 		case !haveCfg || av == nil || fl == nil:
@@ -218,11 +235,14 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 			failure = payout.AmountLimitExceeded
 		case cfg.maxPerDay > 0 && dailyUsed[key]+d.Amount > cfg.maxPerDay:
 			failure = payout.AmountLimitExceeded
-		case av.balance < d.Amount+fee:
+		case cfg.invoice && spendable < d.Amount+fee:
+			failure = payout.CreditLimitExceeded
+		case spendable < d.Amount+fee:
 			failure = payout.InsufficientBalance
 		}
 		updIDs = append(updIDs, id)
 		updFee = append(updFee, fee)
+		updFunding = append(updFunding, funding)
 		if failure != "" {
 			updStatus = append(updStatus, string(payout.Failed))
 			updFailure = append(updFailure, failure)
@@ -292,12 +312,12 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 		return nil
 	}
 	rows, err = tx.Query(ctx, `UPDATE disbursements d SET status = u.status, fee = u.fee, failure_code = u.failure,
-			version = d.version + 1, updated_at = now(),
+			funded_by = u.funding, version = d.version + 1, updated_at = now(),
 			debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() END,
 			completed_at = CASE WHEN u.status = 'FAILED' THEN now() END
-		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(id, status, fee, failure)
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, status, fee, failure, funding)
 		WHERE d.id = u.id AND d.status = 'PENDING'
-		RETURNING `+prefixed("d.", payout.Columns), updIDs, updStatus, updFee, updFailure)
+		RETURNING `+prefixed("d.", payout.Columns), updIDs, updStatus, updFee, updFailure, updFunding)
 	if err != nil {
 		return fmt.Errorf("update payouts: %w", err)
 	}

@@ -22,9 +22,13 @@ const (
 	InFlight  = "in_flight"
 	PaidOut   = "paid_out"
 	Fees      = "fees"
+	// Invoice billing: what payouts of the open period used (negative).
+	Invoice = "invoice"
+	// Receivable: issued invoices not yet paid (negative).
+	Receivable = "receivable"
 )
 
-var accountKinds = []string{Deposits, Available, InFlight, PaidOut, Fees}
+var accountKinds = []string{Deposits, Available, InFlight, PaidOut, Fees, Invoice, Receivable}
 
 var (
 	txRetries = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -166,27 +170,48 @@ func post(ctx context.Context, tx pgx.Tx, kind, merchantID, environment, currenc
 	return nil
 }
 
-// Balance is what GET /v1/balance shows.
+// Balance is what GET /v1/balance shows. For invoice billing, available is
+// the credit left and Invoice gives the period's figures.
 type Balance struct {
-	Environment string `json:"environment"`
-	Currency    string `json:"currency"`
-	Available   int64  `json:"available"`
-	Pending     int64  `json:"pending"`
-	Billing     string `json:"billing"`
+	Environment string          `json:"environment"`
+	Currency    string          `json:"currency"`
+	Available   int64           `json:"available"`
+	Pending     int64           `json:"pending"`
+	Billing     string          `json:"billing"`
+	Invoice     *InvoiceBalance `json:"invoice,omitempty"`
 }
 
-// Balance reads the environment's available and in-flight balances.
+// Balance reads the environment's balances.
 func (s *Store) Balance(ctx context.Context, merchantID, environment, currency string) (Balance, error) {
 	b := Balance{Environment: environment, Currency: currency}
-	err := s.db.QueryRow(ctx, `SELECT me.billing,
+	var creditLimit, invoice, receivable int64
+	var periodStart *time.Time
+	err := s.db.QueryRow(ctx, `SELECT me.billing, me.credit_limit,
 			coalesce(sum(a.balance) FILTER (WHERE a.kind = 'available'), 0),
-			coalesce(sum(a.balance) FILTER (WHERE a.kind = 'in_flight'), 0)
+			coalesce(sum(a.balance) FILTER (WHERE a.kind = 'in_flight'), 0),
+			coalesce(sum(a.balance) FILTER (WHERE a.kind = 'invoice'), 0),
+			coalesce(sum(a.balance) FILTER (WHERE a.kind = 'receivable'), 0),
+			(SELECT period_start FROM invoices i WHERE i.merchant_id = me.merchant_id
+				AND i.environment = me.environment AND i.currency = $3 AND i.status = 'OPEN')
 		FROM merchant_environments me
 		LEFT JOIN accounts a ON a.merchant_id = me.merchant_id AND a.environment = me.environment AND a.currency = $3
 		WHERE me.merchant_id = $1 AND me.environment = $2
-		GROUP BY me.billing`, merchantID, environment, currency).Scan(&b.Billing, &b.Available, &b.Pending)
+		GROUP BY me.merchant_id, me.environment, me.billing, me.credit_limit`, merchantID, environment, currency).
+		Scan(&b.Billing, &creditLimit, &b.Available, &b.Pending, &invoice, &receivable, &periodStart)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Balance{}, ErrNoAccounts
 	}
-	return b, err
+	if err != nil {
+		return Balance{}, err
+	}
+	if b.Billing == "invoice" {
+		inv := &InvoiceBalance{Used: -invoice, Unpaid: -receivable, CreditLimit: creditLimit}
+		inv.LimitRemaining = creditLimit + invoice + receivable
+		if periodStart != nil {
+			inv.PeriodStart = *periodStart
+		}
+		b.Invoice = inv
+		b.Available = inv.LimitRemaining
+	}
+	return b, nil
 }

@@ -35,10 +35,14 @@ func settle(ctx context.Context, tx pgx.Tx, id string, o Outcome) (payout.Disbur
 	if err != nil || d.Status != payout.Processing {
 		return d, false, err
 	}
+	funding, err := fundedBy(ctx, tx, id)
+	if err != nil {
+		return d, false, err
+	}
 	total := d.Amount + d.Fee
 	kind, legs, status, failure := "settle", map[string]int64{InFlight: -total, PaidOut: d.Amount, Fees: d.Fee}, payout.Completed, ""
 	if !o.Completed {
-		kind, legs, status, failure = "fail", map[string]int64{InFlight: -total, Available: total}, payout.Failed, o.FailureCode
+		kind, legs, status, failure = "fail", map[string]int64{InFlight: -total, funding: total}, payout.Failed, o.FailureCode
 		if failure == "" {
 			failure = payout.BankRejected
 		}
@@ -72,8 +76,12 @@ func (s *Store) Return(ctx context.Context, id string) (d payout.Disbursement, c
 			changed = false
 			return err
 		}
+		funding, err := fundedBy(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		if err := post(ctx, tx, "return", d.MerchantID, d.Environment, d.Currency, &d.ID, "", map[string]int64{
-			PaidOut: -d.Amount, Available: d.Amount,
+			PaidOut: -d.Amount, funding: d.Amount,
 		}); err != nil {
 			return err
 		}
@@ -87,4 +95,11 @@ func (s *Store) Return(ctx context.Context, id string) (d payout.Disbursement, c
 		movements.WithLabelValues("return").Inc()
 	}
 	return d, changed, err
+}
+
+// fundedBy is the account that paid for a payout: money coming back goes there.
+func fundedBy(ctx context.Context, tx pgx.Tx, id string) (string, error) {
+	var funding string
+	err := tx.QueryRow(ctx, `SELECT funded_by FROM disbursements WHERE id = $1`, id).Scan(&funding)
+	return funding, err
 }

@@ -38,6 +38,8 @@ const (
 	BankUnavailable     = "BANK_UNAVAILABLE"
 	AmountLimitExceeded = "AMOUNT_LIMIT_EXCEEDED"
 	MerchantSuspended   = "MERCHANT_SUSPENDED"
+	// CreditLimitExceeded: an invoice-billed merchant's credit is used up.
+	CreditLimitExceeded = "CREDIT_LIMIT_EXCEEDED"
 )
 
 // Environments.
