@@ -14,11 +14,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/internal/fixture"
+	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -40,17 +40,12 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	pool, _ := fixture.Postgres(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	cl, err := processor.NewClient(cluster.ListenAddrs())
+	cl, err := processor.NewClient(testenv.Kafka(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	topics := events.NewTopics("t.")
+	topics := events.NewTopics(testenv.TopicPrefix(t))
 	if err := processor.EnsureTopics(context.Background(), cl, 2, topics.All()...); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +204,7 @@ func TestConcurrentSameIdempotencyKeyMakesOnePayout(t *testing.T) {
 	if count != 1 {
 		t.Fatalf("%d payouts for one idempotency key", count)
 	}
+	fixture.Audit(t, e.pool)
 }
 
 func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
