@@ -12,6 +12,7 @@
 //     payout past PENDING unless it was refused, a settle for each COMPLETED,
 //     a fail for each debited FAILED, a return for each REVERSED), and in
 //     flight equals the payouts still PROCESSING;
+//   - every status change of a payout is in the event feed, once;
 //   - no payout was sent to its bank more than once;
 //   - no payout has been PENDING or PROCESSING longer than a threshold.
 package audit
@@ -117,6 +118,12 @@ func Run(ctx context.Context, db *pgxpool.Pool, opts Options) (Report, error) {
 			WHERE a.kind = 'in_flight' AND a.balance <> coalesce(p.s, 0)`,
 			func(v []any) string {
 				return fmt.Sprintf("merchant %v %v %v: in flight is %v but PROCESSING payouts total %v", v[0], v[1], v[2], v[3], v[4])
+			}},
+		{"every status change recorded once", `SELECT d.id, d.version, count(e.id), count(DISTINCT e.version)
+			FROM disbursements d LEFT JOIN payout_events e ON e.disbursement_id = d.id
+			GROUP BY d.id, d.version HAVING count(e.id) <> d.version OR max(e.version) IS DISTINCT FROM d.version LIMIT 20`,
+			func(v []any) string {
+				return fmt.Sprintf("payout %v is at version %v but the event feed has %v change(s)", v[0], v[1], v[2])
 			}},
 		{"sent to the bank at most once", `SELECT disbursement_id, count(*) FROM bank_calls
 			WHERE kind = 'transfer' AND outcome NOT IN ('not_sent', 'not_received')

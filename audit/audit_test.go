@@ -25,6 +25,7 @@ func TestAuditCatchesEachBreak(t *testing.T) {
 		{"second send to the bank", `INSERT INTO bank_calls (disbursement_id, kind, outcome) SELECT id, 'transfer', 'answered' FROM disbursements;
 			INSERT INTO bank_calls (disbursement_id, kind, outcome) SELECT id, 'transfer', 'unknown' FROM disbursements`, "sent to the bank at most once"},
 		{"status without its entry", `UPDATE disbursements SET status = 'COMPLETED'`, "entries match payout status"},
+		{"status change missing from the feed", `DELETE FROM payout_events WHERE version = 2`, "every status change recorded once"},
 		{"payout stuck", `UPDATE disbursements SET updated_at = now() - interval '2 hours'`, "nothing stuck"},
 	}
 	for _, b := range breaks {

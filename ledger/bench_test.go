@@ -12,6 +12,7 @@ import (
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 )
 
 var benchRun atomic.Int64
@@ -20,11 +21,12 @@ var benchRun atomic.Int64
 func bulkPending(b *testing.B, pool *pgxpool.Pool, n int) []string {
 	b.Helper()
 	run := benchRun.Add(1)
-	rows, err := pool.Query(context.Background(), `INSERT INTO disbursements
+	rows, err := pool.Query(context.Background(), `WITH changed AS (INSERT INTO disbursements
 		(id, merchant_id, environment, idempotency_key, request_hash, reference_id, bank_code, account_number, amount, currency, status)
 		SELECT 'bench-' || $1 || '-' || g, 'm1', 'sandbox', 'k-' || $1 || '-' || g, '\x00', 'r-' || $1 || '-' || g,
 			'bca', '1234567890', 10000 + g % 1000, 'IDR', 'PENDING'
-		FROM generate_series(1, $2::int) AS g ORDER BY g RETURNING id`, fmt.Sprint(run), n)
+		FROM generate_series(1, $2::int) AS g ORDER BY g RETURNING *), `+payout.RecordEvents+`
+		SELECT id FROM changed`, fmt.Sprint(run), n)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -311,13 +311,15 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	if len(updIDs) == 0 {
 		return nil
 	}
-	rows, err = tx.Query(ctx, `UPDATE disbursements d SET status = u.status, fee = u.fee, failure_code = u.failure,
-			funded_by = u.funding, version = d.version + 1, updated_at = now(),
-			debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() END,
-			completed_at = CASE WHEN u.status = 'FAILED' THEN now() END
-		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, status, fee, failure, funding)
-		WHERE d.id = u.id AND d.status = 'PENDING'
-		RETURNING `+prefixed("d.", payout.Columns), updIDs, updStatus, updFee, updFailure, updFunding)
+	rows, err = tx.Query(ctx, `WITH changed AS (
+			UPDATE disbursements d SET status = u.status, fee = u.fee, failure_code = u.failure,
+				funded_by = u.funding, version = d.version + 1, updated_at = now(),
+				debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() END,
+				completed_at = CASE WHEN u.status = 'FAILED' THEN now() END
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, status, fee, failure, funding)
+			WHERE d.id = u.id AND d.status = 'PENDING'
+			RETURNING d.*), `+payout.RecordEvents+`
+		SELECT `+payout.Columns+` FROM changed`, updIDs, updStatus, updFee, updFailure, updFunding)
 	if err != nil {
 		return fmt.Errorf("update payouts: %w", err)
 	}

@@ -53,9 +53,11 @@ func settle(ctx context.Context, tx pgx.Tx, id string, o Outcome) (payout.Disbur
 	if err := post(ctx, tx, kind, d.MerchantID, d.Environment, d.Currency, &d.ID, "", legs); err != nil {
 		return d, false, err
 	}
-	d, err = payout.Scan(tx.QueryRow(ctx, `UPDATE disbursements SET status = $2, failure_code = $3,
-			version = version + 1, updated_at = now(), completed_at = now()
-		WHERE id = $1 RETURNING `+payout.Columns, id, status, failure))
+	d, err = payout.Scan(tx.QueryRow(ctx, `WITH changed AS (
+			UPDATE disbursements SET status = $2, failure_code = $3,
+				version = version + 1, updated_at = now(), completed_at = now()
+			WHERE id = $1 RETURNING *), `+payout.RecordEvents+`
+		SELECT `+payout.Columns+` FROM changed`, id, status, failure))
 	if err != nil {
 		return d, false, fmt.Errorf("update payout: %w", err)
 	}
@@ -85,9 +87,10 @@ func (s *Store) Return(ctx context.Context, id string) (d payout.Disbursement, c
 		}); err != nil {
 			return err
 		}
-		d, err = payout.Scan(tx.QueryRow(ctx, `UPDATE disbursements SET status = 'REVERSED',
-				version = version + 1, updated_at = now()
-			WHERE id = $1 RETURNING `+payout.Columns, id))
+		d, err = payout.Scan(tx.QueryRow(ctx, `WITH changed AS (
+				UPDATE disbursements SET status = 'REVERSED', version = version + 1, updated_at = now()
+				WHERE id = $1 RETURNING *), `+payout.RecordEvents+`
+			SELECT `+payout.Columns+` FROM changed`, id))
 		changed = err == nil
 		return err
 	})

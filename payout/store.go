@@ -32,6 +32,17 @@ const Columns = `id, merchant_id, environment, reference_id, batch_id, bank_code
 	account_holder_name, amount, currency, description, metadata, fee, status, failure_code,
 	version, created_at, updated_at, completed_at`
 
+// RecordEvents is a CTE clause that writes a payout_events row for every
+// row of a preceding CTE named "changed" (rows of disbursements). Every
+// statement that changes a payout's status uses it, so the feed and the
+// change commit together:
+//
+//	WITH changed AS (UPDATE disbursements ... RETURNING *), ` + "`+RecordEvents+`" + `
+//	SELECT ... FROM changed
+const RecordEvents = `ev AS (INSERT INTO payout_events
+		(disbursement_id, merchant_id, environment, batch_id, status, failure_code, version, at)
+		SELECT id, merchant_id, environment, batch_id, status, failure_code, version, updated_at FROM changed)`
+
 // Scan reads one row selected with Columns.
 func Scan(row pgx.Row) (Disbursement, error) {
 	var d Disbursement
@@ -56,12 +67,14 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 		meta = map[string]string{}
 	}
 	row := s.db.QueryRow(ctx, `
-		INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash,
-			reference_id, bank_code, account_number, account_holder_name, amount, currency,
-			description, metadata, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'PENDING')
-		ON CONFLICT DO NOTHING
-		RETURNING `+Columns,
+		WITH changed AS (
+			INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash,
+				reference_id, bank_code, account_number, account_holder_name, amount, currency,
+				description, metadata, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'PENDING')
+			ON CONFLICT DO NOTHING
+			RETURNING *), `+RecordEvents+`
+		SELECT `+Columns+` FROM changed`,
 		id, merchantID, environment, idempotencyKey, hash, req.ReferenceID, req.BankCode,
 		req.AccountNumber, req.AccountHolderName, req.Amount, req.Currency, req.Description, meta)
 	d, err = Scan(row)
