@@ -215,10 +215,12 @@ start_broker() {
   # setsid puts the broker in its own session, so closing the caller's
   # terminal or a Ctrl-C there does not reach it (Kafka installs its own
   # HUP/INT handlers, overriding nohup). The inner shell writes its own pid,
-  # which exec hands to the JVM, whether or not setsid had to fork.
+  # which exec hands to the JVM, whether or not setsid had to fork. The
+  # redirections cover the whole background subshell, so nothing keeps the
+  # caller's stdout open (a pipe like 'kafka.sh up | tail' must end).
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
-  (cd "$KDIR" && nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-      "${JAVA[@]}" kafka.Kafka "$CONF" >>"$LOG" 2>&1 </dev/null &)
+  (cd "$KDIR" && exec nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
+      "${JAVA[@]}" kafka.Kafka "$CONF") >>"$LOG" 2>&1 </dev/null &
   local i
   for ((i = 0; i < 50; i++)); do
     [[ -s "$PIDFILE" ]] && break

@@ -163,3 +163,23 @@ func dbName(t *testing.T, u string) string {
 	}
 	return strings.TrimPrefix(p.Path, "/")
 }
+
+func TestDockerAddr(t *testing.T) {
+	for _, tc := range []struct {
+		host          string
+		network, addr string
+		ok            bool
+	}{
+		{"unix:///run/user/1000/docker.sock", "unix", "/run/user/1000/docker.sock", true},
+		{"tcp://10.0.0.5:2376", "tcp", "10.0.0.5:2376", true},
+		{"ssh://me@box", "", "", false},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			t.Setenv("DOCKER_HOST", tc.host)
+			network, addr, ok := dockerAddr()
+			if network != tc.network || addr != tc.addr || ok != tc.ok {
+				t.Errorf("dockerAddr() = %q, %q, %v; want %q, %q, %v", network, addr, ok, tc.network, tc.addr, tc.ok)
+			}
+		})
+	}
+}
