@@ -27,6 +27,8 @@ FUZZTIME ?= 30s
 fuzz:
 	go test -run XXX -fuzz FuzzDecodeStrict -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME) ./connectors
+	go test -run XXX -fuzz FuzzCSV -fuzztime $(FUZZTIME) ./batch
+	go test -run XXX -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./batch
 
 services-up:
 	@deploy/services.sh up

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/payout"
 )
 
@@ -23,6 +24,8 @@ const (
 	CodeUnsupportedMedia    = "UNSUPPORTED_MEDIA_TYPE"
 	CodeUnavailable         = "SERVICE_UNAVAILABLE"
 	CodeInternal            = "INTERNAL_ERROR"
+	CodeInvalidBatch        = "INVALID_BATCH"
+	CodeTooManyItems        = "TOO_MANY_ITEMS"
 )
 
 // Error is the body of every error answer.
@@ -30,6 +33,9 @@ type Error struct {
 	Code    string              `json:"code"`
 	Message string              `json:"message"`
 	Fields  []payout.FieldError `json:"fields,omitempty"`
+	// Rows and InvalidRows describe a rejected batch (the first 1,000 row errors).
+	Rows        []batch.RowError `json:"rows,omitempty"`
+	InvalidRows int              `json:"invalid_rows,omitempty"`
 }
 
 // problem is an error on its way to the client.

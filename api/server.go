@@ -70,6 +70,9 @@ func (s *Server) MerchantRoutes() []Route {
 	return []Route{
 		{"POST", "/v1/disbursements", s.authed(s.createDisbursement)},
 		{"GET", "/v1/disbursements/{id}", s.authed(s.getDisbursement)},
+		{"POST", "/v1/batches", s.authed(s.createBatch)},
+		{"GET", "/v1/batches/{id}", s.authed(s.getBatch)},
+		{"GET", "/v1/batches/{id}/items", s.authed(s.listBatchItems)},
 		{"GET", "/v1/balance", s.authed(s.getBalance)},
 		{"GET", "/v1/banks", s.authed(s.listBanks)},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
@@ -100,10 +101,11 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	var run func(context.Context) error
 	switch name {
 	case "ledger":
-		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
+		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
 	case "dispatch":
-		st := &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Bank: bank, Kafka: cl, Topics: topics, Log: log}
+		st := &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool),
+			Bank: bank, Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
 	}
 	s.wg.Add(1)

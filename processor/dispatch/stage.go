@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
@@ -41,6 +42,7 @@ var bankCalls = promauto.NewCounterVec(prometheus.CounterOpts{
 type Stage struct {
 	Payouts *payout.Store
 	Ledger  *ledger.Store
+	Batches *batch.Store
 	Bank    connectors.Connector
 	Kafka   *kgo.Client
 	Topics  events.Topics
@@ -85,6 +87,7 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	var (
 		mu       sync.Mutex
 		produce  []*kgo.Record
+		settled  []payout.Disbursement
 		firstErr error
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, s.MaxInFlight)
@@ -116,6 +119,7 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 			}
 			if d != nil {
 				produce = append(produce, processor.StatusEvent(s.Topics.Status, *d))
+				settled = append(settled, *d)
 			}
 		}(ev.DisbursementID)
 	}
@@ -123,6 +127,13 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	// Publish what finished even when some payouts failed: their events are
 	// true, and the failed ones are retried with the batch.
 	if err := processor.Produce(ctx, s.Kafka, produce...); err != nil {
+		return err
+	}
+	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, settled)
+	if err != nil {
+		return err
+	}
+	if err := processor.Produce(ctx, s.Kafka, done...); err != nil {
 		return err
 	}
 	return firstErr

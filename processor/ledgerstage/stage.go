@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
@@ -25,10 +26,11 @@ import (
 
 // Stage debits payout requests.
 type Stage struct {
-	Ledger *ledger.Store
-	Kafka  *kgo.Client
-	Topics events.Topics
-	Log    *slog.Logger
+	Ledger  *ledger.Store
+	Batches *batch.Store
+	Kafka   *kgo.Client
+	Topics  events.Topics
+	Log     *slog.Logger
 }
 
 // Handle applies one polled batch.
@@ -61,7 +63,15 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 				"environment", d.Environment, "status", d.Status, "amount", d.Amount, "fee", d.Fee)
 		}
 	}
-	return processor.Produce(ctx, s.Kafka, produce...)
+	if err := processor.Produce(ctx, s.Kafka, produce...); err != nil {
+		return err
+	}
+	// Items refused at the debit may be the last of their batch.
+	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, out)
+	if err != nil {
+		return err
+	}
+	return processor.Produce(ctx, s.Kafka, done...)
 }
 
 // Run consumes until ctx ends.

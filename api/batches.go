@@ -1,0 +1,193 @@
+package api
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/batch"
+	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// maxBatchBody bounds a batch body: 100,000 items of ~300 bytes fit with room.
+const maxBatchBody = 64 << 20
+
+// publishChunk is how many request records are produced per round trip.
+const publishChunk = 5000
+
+func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
+	key, prob := idempotencyKey(r)
+	if prob != nil {
+		writeError(w, prob)
+		return
+	}
+	mt := batch.MediaType(r.Header.Get("Content-Type"))
+	if mt == "" {
+		writeError(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send a batch as application/json or text/csv"))
+		return
+	}
+	if r.ContentLength > maxBatchBody {
+		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
+		return
+	}
+	header := batch.Header{}
+	q := r.URL.Query()
+	if mt == "text/csv" {
+		header.ReferenceID, header.Mode = q.Get("reference_id"), q.Get("mode")
+	} else if q.Has("reference_id") || q.Has("mode") {
+		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id and mode in its body, not the query"))
+		return
+	}
+	// The idempotency fingerprint covers the raw body and, for CSV, the query.
+	hash := sha256.New()
+	fmt.Fprintf(hash, "%s\x00%s\x00%s\x00", mt, header.ReferenceID, header.Mode)
+	body := io.TeeReader(http.MaxBytesReader(w, r.Body, maxBatchBody), hash)
+	parsed, err := batch.Read(body, mt, header)
+	var tooBig *http.MaxBytesError
+	var format *batch.FormatError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
+		return
+	case errors.Is(err, batch.ErrTooManyItems):
+		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooManyItems, fmt.Sprintf("a batch holds at most %d items; split it", batch.MaxItems)))
+		return
+	case errors.As(err, &format):
+		pr := newProblem(http.StatusBadRequest, CodeInvalidBatch, format.Error())
+		writeError(w, pr)
+		return
+	case err != nil:
+		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidBatch, "could not read the batch body"))
+		return
+	}
+	if fields := parsed.Header.Validate(); len(fields) > 0 {
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has invalid fields", fields...))
+		return
+	}
+	if parsed.Rows == 0 {
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has no items"))
+		return
+	}
+	if parsed.InvalidRows > 0 && (parsed.Header.Mode == batch.AllOrNothing || len(parsed.Items) == 0) {
+		pr := newProblem(http.StatusUnprocessableEntity, CodeValidation,
+			fmt.Sprintf("%d of %d rows are invalid; nothing was accepted (mode %s)", parsed.InvalidRows, parsed.Rows, parsed.Header.Mode))
+		pr.Rows = parsed.Errors
+		pr.InvalidRows = parsed.InvalidRows
+		writeError(w, pr)
+		return
+	}
+	_, _ = io.Copy(io.Discard, body) // anything after the batch still counts in the fingerprint
+	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).Create(r.Context(), p.MerchantID, p.Environment, key, hash.Sum(nil), parsed)
+	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
+		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different batch; use a new key for a new batch"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if err := s.publishRequests(r, p, accepted.ID, pending); err != nil {
+		s.Log.Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the batch is stored but not all items could be queued; retry with the same Idempotency-Key"))
+		return
+	}
+	if replay {
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.Log.Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
+			"items", accepted.ItemCount, "rejected", accepted.RejectedCount, "duplicates", accepted.DuplicateCount)
+	}
+	w.Header().Set("Location", "/v1/batches/"+accepted.ID)
+	writeJSON(w, http.StatusAccepted, accepted)
+}
+
+// publishRequests queues the batch's PENDING payouts for the ledger stage.
+func (s *Server) publishRequests(r *http.Request, p merchant.Principal, batchID string, ids []string) error {
+	now := time.Now().UTC()
+	for start := 0; start < len(ids); start += publishChunk {
+		chunk := ids[start:min(start+publishChunk, len(ids))]
+		recs := make([]*kgo.Record, len(chunk))
+		for i, id := range chunk {
+			recs[i] = processor.JSONRecord(s.Topics.Requests, p.MerchantID, events.Request{
+				DisbursementID: id, MerchantID: p.MerchantID, Environment: p.Environment, BatchID: batchID, AcceptedAt: now,
+			})
+		}
+		if err := processor.Produce(r.Context(), s.Kafka, recs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
+	b, err := batch.NewStore(s.Ledger.DB()).Get(r.Context(), p.MerchantID, p.Environment, r.PathValue("id"))
+	if errors.Is(err, batch.ErrNotFound) {
+		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such batch"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
+	store := batch.NewStore(s.Ledger.DB())
+	id := r.PathValue("id")
+	if _, err := store.Get(r.Context(), p.MerchantID, p.Environment, id); err != nil {
+		if errors.Is(err, batch.ErrNotFound) {
+			writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such batch"))
+			return
+		}
+		s.internalError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch payout.Status(status) {
+	case "", payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
+	default:
+		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED",
+			payout.FieldError{Field: "status", Code: "INVALID_VALUE", Message: "unknown status"}))
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "limit must be 1 to 1000",
+				payout.FieldError{Field: "limit", Code: "OUT_OF_RANGE", Message: "limit must be 1 to 1000"}))
+			return
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if len(cursor) > 64 {
+		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "cursor is the next_cursor of a previous page"))
+		return
+	}
+	items, err := store.Items(r.Context(), id, status, cursor, limit)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	var next *string
+	if len(items) == limit {
+		next = &items[len(items)-1].ID
+	}
+	if items == nil {
+		items = []payout.Disbursement{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": items, "next_cursor": next})
+}
