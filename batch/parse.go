@@ -178,7 +178,7 @@ func csvError(err error) error {
 	if errors.As(err, &pe) {
 		return &FormatError{Row: max(pe.StartLine-1, 0), Message: "CSV syntax: " + pe.Err.Error()}
 	}
-	return &FormatError{Message: "could not read the CSV body"}
+	return err // a read error from the body (size limit, client gone): not the batch's fault
 }
 
 func known(name string) bool {
