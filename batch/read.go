@@ -89,4 +89,3 @@ func MediaType(contentType string) string {
 	}
 	return ""
 }
-
