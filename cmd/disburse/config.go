@@ -13,6 +13,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	err := fillFromEnv(fs)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return err
+}
+
+// fillFromEnv sets every flag not given on the command line from its
+// DISBURSE_* environment variable.
+func fillFromEnv(fs *flag.FlagSet) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
@@ -27,9 +37,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
 	return err
 }
 

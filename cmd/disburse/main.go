@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"banksim": {"serve the sandbox banks over HTTP", runBanksim},
 	"migrate": {"apply the Postgres migrations", runMigrate},
 	"audit":   {"check the money invariants on a database; exit 1 on a violation", runAudit},
+	"submit":  {"upload a batch file (CSV or JSON) and follow it with a progress bar", runSubmit},
 }
 
 // exitError carries a process exit status.
