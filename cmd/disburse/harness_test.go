@@ -50,7 +50,7 @@ func fastBanks() banksim.Options {
 }
 
 // kfakeBrokers starts franz-go's in-process broker.
-func kfakeBrokers(t *testing.T) []string {
+func kfakeBrokers(t testing.TB) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -60,7 +60,7 @@ func kfakeBrokers(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
-func startPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
+func startPipeline(t testing.TB, brokers []string, prefix string) *pipeline {
 	t.Helper()
 	ctx := context.Background()
 	pool, _ := fixture.Postgres(t)
@@ -106,7 +106,7 @@ func startPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 }
 
 // call makes an API request with the key and returns status and decoded body.
-func call(t *testing.T, base, key, method, path string, headers map[string]string, body any) (int, map[string]any, http.Header) {
+func call(t testing.TB, base, key, method, path string, headers map[string]string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -150,7 +150,7 @@ func payoutBody(ref, account string, amount int64) map[string]any {
 }
 
 // waitStatus polls a payout until it is terminal or the deadline passes.
-func waitStatus(t *testing.T, base, key, id string, want string) map[string]any {
+func waitStatus(t testing.TB, base, key, id string, want string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var last map[string]any
@@ -171,7 +171,7 @@ func waitStatus(t *testing.T, base, key, id string, want string) map[string]any 
 }
 
 // endOffsets sums the end offsets of a topic: how many records it ever got.
-func endOffsets(t *testing.T, cl *kgo.Client, topic string) int64 {
+func endOffsets(t testing.TB, cl *kgo.Client, topic string) int64 {
 	t.Helper()
 	offs, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
 	if err != nil {
@@ -182,7 +182,7 @@ func endOffsets(t *testing.T, cl *kgo.Client, topic string) int64 {
 	return n
 }
 
-func mustNumber(t *testing.T, m map[string]any, field string) int64 {
+func mustNumber(t testing.TB, m map[string]any, field string) int64 {
 	t.Helper()
 	f, ok := m[field].(float64)
 	if !ok {
