@@ -13,7 +13,7 @@ import (
 )
 
 // postBatch sends a CSV batch and decodes the answer.
-func postBatch(t *testing.T, base, key, query, idemKey, body string) (int, map[string]any, http.Header) {
+func postBatch(t testing.TB, base, key, query, idemKey, body string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/v1/batches?"+query, strings.NewReader(body))
 	req.SetBasicAuth(key, "")
