@@ -18,7 +18,6 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
-	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
@@ -117,7 +116,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bank := httpbank.New("http://" + bankAddr.String())
+	bank := newBank("http://"+bankAddr.String(), 0)
 
 	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/disburse/disburse/connectors/banksim"
-	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
@@ -71,7 +70,7 @@ func runWorker(ctx context.Context, args []string) error {
 	c.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
-	fs.DurationVar(&bankTimeout, "bank-timeout", 10*time.Second, "timeout of one bank call; a transfer that times out is resolved by status queries")
+	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -105,7 +104,7 @@ func runWorker(ctx context.Context, args []string) error {
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
-	bank := httpbank.New(bankURL, httpbank.WithTimeout(bankTimeout))
+	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
 		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
 			stop()
