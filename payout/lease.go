@@ -87,11 +87,11 @@ func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int,
 	return n, err
 }
 
-// CompletedSince lists payouts COMPLETED at or after since (id and bank),
-// oldest first, for the check for bank returns.
+// CompletedSince lists payouts COMPLETED at or after since, newest first,
+// for the check for bank returns.
 func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+Columns+` FROM disbursements
-		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at LIMIT $2`, since, limit)
+		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, err
 	}

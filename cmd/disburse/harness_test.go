@@ -98,11 +98,15 @@ func startPipeline(t *testing.T, brokers []string, prefix string, tune ...func(*
 		f(&cfg)
 	}
 	ctx := context.Background()
-	pool, _ := fixture.Postgres(t)
+	_, url := fixture.Postgres(t)
+	pool, err := openPostgres(ctx, url) // the pool size the binary uses
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	p := &pipeline{pool: pool, topics: events.NewTopics(prefix)}
 	p.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
 
-	var err error
 	p.kafka, err = processor.NewClient(brokers)
 	if err != nil {
 		t.Fatal(err)

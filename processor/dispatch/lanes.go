@@ -94,7 +94,7 @@ func (s *Stage) route(j *job) {
 	}
 	var ue *connectors.UnavailableError
 	if err := s.Bank.Admit(j.ev.BankCode); errors.As(err, &ue) {
-		s.park(j, ue.Until, ue.Reason)
+		s.park(j, s.unavailableUntil(ue, j.ev.Attempt), ue.Reason)
 		return
 	}
 	bank := connectors.HostOf(j.ev.BankCode)
@@ -105,6 +105,18 @@ func (s *Stage) route(j *job) {
 	default:
 		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
 	}
+}
+
+// unavailableUntil is when to try a payout parked because its bank is
+// unavailable: when the window ends or the breaker half-opens, but no
+// sooner than the payout's own backoff, so that payouts parked again and
+// again thin out instead of all coming back at the same moment.
+func (s *Stage) unavailableUntil(ue *connectors.UnavailableError, attempt int) time.Time {
+	own := time.Now().Add(s.parkDelay(attempt))
+	if ue.Until.After(own) {
+		return ue.Until
+	}
+	return own
 }
 
 // parkDelay is how long a payout parked for the attempt-th time waits.

@@ -163,7 +163,7 @@ func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors
 	unavailable := func(err error) *verdict {
 		var ue *connectors.UnavailableError
 		if errors.As(err, &ue) {
-			v := parkUntil(ue.Until, ue.Reason)
+			v := parkUntil(s.unavailableUntil(ue, parked), ue.Reason)
 			return &v
 		}
 		return nil

@@ -97,7 +97,32 @@ func (s *Stage) ReconcileOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.returnsMu.Lock()
+		if s.returnChecks == nil {
+			s.returnChecks = map[string]returnCheck{}
+		}
+		for id, c := range s.returnChecks {
+			if now.After(c.expires) {
+				delete(s.returnChecks, id)
+			}
+		}
+		var due []payout.Disbursement
 		for _, d := range done {
+			c, ok := s.returnChecks[d.ID]
+			if ok && now.Before(c.next) {
+				continue
+			}
+			// Each payout is asked about at growing intervals: Every, 2x, 4x...
+			c.gap = max(s.Reconcile.Every, 2*c.gap)
+			c.next = now.Add(c.gap)
+			if d.CompletedAt != nil {
+				c.expires = d.CompletedAt.Add(s.Reconcile.ReturnWatch)
+			}
+			s.returnChecks[d.ID] = c
+			due = append(due, d)
+		}
+		s.returnsMu.Unlock()
+		for _, d := range due {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -110,6 +135,12 @@ func (s *Stage) ReconcileOnce(ctx context.Context) error {
 	}
 	unresolvedGauge.Set(float64(n))
 	return nil
+}
+
+// returnCheck spaces the return checks of one completed payout.
+type returnCheck struct {
+	next, expires time.Time
+	gap           time.Duration
 }
 
 // resolve asks the bank about one payout with an unknown outcome, under
