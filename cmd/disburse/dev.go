@@ -123,7 +123,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	apiServer := newAPIServer(pool, producer, topics, c.operatorToken)
+	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8)
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err

@@ -33,16 +33,17 @@ const testOperatorToken = "op-test-token-0123456789"
 // pipeline is the whole service in the test process: the API on httptest,
 // both stages, the sandbox banks over HTTP, on a fresh database.
 type pipeline struct {
-	pool    *pgxpool.Pool
-	topics  events.Topics
-	kafka   *kgo.Client
-	bank    *banksim.Server
-	api     *httptest.Server
-	guard   *connectors.Guard
-	meter   *bankMeter
-	key     string // sandbox key of merchant m1
-	stopped bool
-	stop    func()
+	pool     *pgxpool.Pool
+	topics   events.Topics
+	kafka    *kgo.Client
+	bank     *banksim.Server
+	api      *httptest.Server
+	operator *httptest.Server
+	guard    *connectors.Guard
+	meter    *bankMeter
+	key      string // sandbox key of merchant m1
+	stopped  bool
+	stop     func()
 }
 
 // fastBanks are sandbox banks quick enough for tests but still variable.
@@ -136,13 +137,18 @@ func startPipeline(t *testing.T, brokers []string, prefix string, tune ...func(*
 			t.Fatal(err)
 		}
 	}
-	p.api = httptest.NewServer(newAPIServer(pool, p.kafka, p.topics, testOperatorToken).Handler())
+	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8)
+	apiSrv.Profiles = cfg.profiles
+	apiSrv.Now = cfg.now
+	p.api = httptest.NewServer(apiSrv.Handler())
+	p.operator = httptest.NewServer(apiSrv.OperatorHandler())
 	p.stop = func() {
 		if p.stopped {
 			return
 		}
 		p.stopped = true
 		p.api.Close()
+		p.operator.Close()
 		cancel()
 		if err := st.wait(); err != nil {
 			t.Errorf("stages: %v", err)

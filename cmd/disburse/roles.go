@@ -15,9 +15,14 @@ import (
 
 func runAPI(ctx context.Context, args []string) error {
 	var c common
-	var apiAddr, operatorAddr, operatorToken string
+	var apiAddr, operatorAddr, operatorToken, bankURL string
+	var inquiryTTL time.Duration
+	var nameThreshold float64
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
+	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
+	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
 	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
 	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
@@ -26,6 +31,9 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if nameThreshold <= 0 || nameThreshold > 1 {
+		return fmt.Errorf("--name-match-threshold must be in (0, 1], got %v", nameThreshold)
 	}
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
@@ -44,7 +52,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken)
+	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold)
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {

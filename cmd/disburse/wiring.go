@@ -46,17 +46,24 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // newAPIServer wires the HTTP handlers.
-func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string) *api.Server {
+// bank answers account inquiries; its answers are cached per instance for
+// inquiryTTL.
+func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string, bank *connectors.Guard, inquiryTTL time.Duration, nameThreshold float64) *api.Server {
 	return &api.Server{
-		Payouts:       payout.NewStore(pool),
-		Merchants:     merchant.NewStore(pool),
-		Ledger:        ledger.NewStore(pool),
-		Kafka:         kafka,
-		Topics:        topics,
-		Log:           slog.Default(),
-		OperatorToken: operatorToken,
+		Bank:               connectors.NewInquiryCache(bank, inquiryTTL, inquiryCacheSize),
+		NameMatchThreshold: nameThreshold,
+		Payouts:            payout.NewStore(pool),
+		Merchants:          merchant.NewStore(pool),
+		Ledger:             ledger.NewStore(pool),
+		Kafka:              kafka,
+		Topics:             topics,
+		Log:                slog.Default(),
+		OperatorToken:      operatorToken,
 	}
 }
+
+// inquiryCacheSize bounds the account inquiries an API instance keeps.
+const inquiryCacheSize = 100_000
 
 // stageNames are the stages `worker --stages` accepts.
 var stageNames = []string{"ledger", "dispatch"}
