@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -44,6 +43,12 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	req.Normalize()
 	if errs := req.Validate(); len(errs) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", errs...))
+		return
+	}
+	// The holder name is checked before anything is stored, so a mismatch
+	// debits nothing and leaves no payout behind.
+	if prob := s.checkHolder(r.Context(), req); prob != nil {
+		writeError(w, prob)
 		return
 	}
 	d, created, err := s.Payouts.Create(r.Context(), p.MerchantID, p.Environment, key, req)
@@ -122,23 +127,4 @@ func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, p merchant.P
 		return
 	}
 	writeJSON(w, http.StatusOK, b)
-}
-
-// bankView is one entry of GET /v1/banks.
-type bankView struct {
-	Code      string `json:"code"`
-	Name      string `json:"name"`
-	Kind      string `json:"kind"`
-	MinAmount int64  `json:"min_amount"`
-	MaxAmount int64  `json:"max_amount"`
-	Available bool   `json:"available"`
-}
-
-func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, _ merchant.Principal) {
-	all := connectors.All()
-	out := make([]bankView, 0, len(all))
-	for _, b := range all {
-		out = append(out, bankView{Code: b.Code, Name: b.Name, Kind: b.Kind, MinAmount: b.MinAmount, MaxAmount: b.MaxAmount, Available: true})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": out})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -46,6 +47,15 @@ type Server struct {
 	Kafka     *kgo.Client
 	Topics    events.Topics
 	Log       *slog.Logger
+	// Bank answers account inquiries (POST /v1/account-inquiry and the
+	// account_holder_name check of a new payout); nil answers 503.
+	Bank connectors.Connector
+	// Profiles are the banks' profiles, for the windows GET /v1/banks
+	// shows (nil: connectors.DefaultProfiles()).
+	Profiles connectors.Profiles
+	// NameMatchThreshold is the connectors.NameScore a given holder name
+	// needs (0: connectors.DefaultNameThreshold).
+	NameMatchThreshold float64
 	// OperatorToken authenticates the operator API; empty refuses every call.
 	OperatorToken string
 	// Now is the clock (tests inject one).
@@ -75,6 +85,7 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/batches/{id}/items", s.authed(s.listBatchItems)},
 		{"GET", "/v1/balance", s.authed(s.getBalance)},
 		{"GET", "/v1/banks", s.authed(s.listBanks)},
+		{"POST", "/v1/account-inquiry", s.authed(s.accountInquiry)},
 	}
 }
 
@@ -92,6 +103,7 @@ func (s *Server) OperatorRoutes() []Route {
 		{"POST", "/operator/v1/merchants/{id}/environments/{env}/invoices/{invoice}/pay", s.operator(s.payInvoice)},
 		{"POST", "/operator/v1/merchants/{id}/suspend", s.operator(s.suspend)},
 		{"POST", "/operator/v1/merchants/{id}/resume", s.operator(s.resume)},
+		{"GET", "/operator/v1/payouts/unresolved", s.operator(s.listUnresolved)},
 	}
 }
 

@@ -28,6 +28,11 @@ var (
 	}, []string{"stage"})
 )
 
+// CountFinished adds n to disburse_stage_records_total for a stage that
+// commits records one by one as they finish instead of in polled batches
+// (the dispatch stage).
+func CountFinished(stage string, n int) { batchRecords.WithLabelValues(stage).Add(float64(n)) }
+
 // Handler processes one polled batch. It must be idempotent: after an error
 // or a crash the same records come again.
 type Handler func(ctx context.Context, records []*kgo.Record) error

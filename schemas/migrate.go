@@ -22,7 +22,9 @@ func MigratePostgres(ctx context.Context, url string, logf func(format string, a
 	if err != nil {
 		return err
 	}
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	// Out of order: migrations written on parallel branches may land after a
+	// higher number was applied to a development database.
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

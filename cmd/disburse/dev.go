@@ -18,7 +18,6 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
-	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
@@ -117,14 +116,14 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bank := httpbank.New("http://" + bankAddr.String())
+	bank := newBank("http://"+bankAddr.String(), 0)
 
 	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
 	if err != nil {
 		return err
 	}
 
-	apiServer := newAPIServer(pool, producer, topics, c.operatorToken)
+	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8)
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +19,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -29,14 +33,17 @@ const testOperatorToken = "op-test-token-0123456789"
 // pipeline is the whole service in the test process: the API on httptest,
 // both stages, the sandbox banks over HTTP, on a fresh database.
 type pipeline struct {
-	pool    *pgxpool.Pool
-	topics  events.Topics
-	kafka   *kgo.Client
-	bank    *banksim.Server
-	api     *httptest.Server
-	key     string // sandbox key of merchant m1
-	stopped bool
-	stop    func()
+	pool     *pgxpool.Pool
+	topics   events.Topics
+	kafka    *kgo.Client
+	bank     *banksim.Server
+	api      *httptest.Server
+	operator *httptest.Server
+	guard    *connectors.Guard
+	meter    *bankMeter
+	key      string // sandbox key of merchant m1
+	stopped  bool
+	stop     func()
 }
 
 // fastBanks are sandbox banks quick enough for tests but still variable.
@@ -60,14 +67,47 @@ func kfakeBrokers(t testing.TB) []string {
 	return c.ListenAddrs()
 }
 
-func startPipeline(t testing.TB, brokers []string, prefix string) *pipeline {
+// pipelineConfig is what a test may change before the pipeline starts.
+type pipelineConfig struct {
+	banks    banksim.Options
+	profiles connectors.Profiles
+	now      func() time.Time
+	stage    func(*dispatch.Stage)
+}
+
+// testProfiles are the banks' profiles with test timings: 1 s calls, a
+// breaker over a 4 s window that opens for 1 s, short retries, no windows.
+func testProfiles() connectors.Profiles {
+	ps := connectors.DefaultProfiles()
+	for code, p := range ps {
+		p.Timeout = time.Second
+		p.MaxInFlight = 8
+		p.RateLimit = 0
+		p.SendAttempts = 3
+		p.RetryBase, p.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+		p.Breaker = connectors.BreakerSettings{Window: 4 * time.Second, Buckets: 4, MinRequests: 5, FailureRatio: 0.5, OpenFor: time.Second, HalfOpenProbes: 2}
+		p.Windows = nil
+		ps[code] = p
+	}
+	return ps
+}
+
+func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*pipelineConfig)) *pipeline {
 	t.Helper()
+	cfg := pipelineConfig{banks: fastBanks(), profiles: testProfiles()}
+	for _, f := range tune {
+		f(&cfg)
+	}
 	ctx := context.Background()
-	pool, _ := fixture.Postgres(t)
+	_, url := fixture.Postgres(t)
+	pool, err := openPostgres(ctx, url) // the pool size the binary uses
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	p := &pipeline{pool: pool, topics: events.NewTopics(prefix)}
 	p.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
 
-	var err error
 	p.kafka, err = processor.NewClient(brokers)
 	if err != nil {
 		t.Fatal(err)
@@ -75,25 +115,40 @@ func startPipeline(t testing.TB, brokers []string, prefix string) *pipeline {
 	if err := processor.EnsureTopics(ctx, p.kafka, 4, p.topics.All()...); err != nil {
 		t.Fatal(err)
 	}
-	p.bank = banksim.New(fastBanks())
-	bankSrv := httptest.NewServer(p.bank.Handler())
+	p.bank = banksim.New(cfg.banks)
+	p.meter = newBankMeter(p.bank.Handler())
+	bankSrv := httptest.NewServer(p.meter)
+	p.guard = connectors.NewGuard(httpbank.New(bankSrv.URL, httpbank.WithTimeout(0)), cfg.profiles, cfg.now)
 
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
-	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics,
-		bank: httpbank.New(bankSrv.URL, httpbank.WithTimeout(time.Second))}
+	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, bank: p.guard,
+		tune: func(st *dispatch.Stage) {
+			st.UnknownWindow = 5 * time.Second
+			st.ParkBackoff = dispatch.BackoffConfig{Base: 200 * time.Millisecond, Max: time.Second}
+			st.CommitEvery = 100 * time.Millisecond
+			st.Reconcile = dispatch.ReconcileConfig{Every: 200 * time.Millisecond, AlertAfter: time.Minute, ReturnWatch: 30 * time.Second}
+			if cfg.stage != nil {
+				cfg.stage(st)
+			}
+		}}
 	for _, name := range stageNames {
 		if err := st.start(stageCtx, name, deps); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.api = httptest.NewServer(newAPIServer(pool, p.kafka, p.topics, testOperatorToken).Handler())
+	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8)
+	apiSrv.Profiles = cfg.profiles
+	apiSrv.Now = cfg.now
+	p.api = httptest.NewServer(apiSrv.Handler())
+	p.operator = httptest.NewServer(apiSrv.OperatorHandler())
 	p.stop = func() {
 		if p.stopped {
 			return
 		}
 		p.stopped = true
 		p.api.Close()
+		p.operator.Close()
 		cancel()
 		if err := st.wait(); err != nil {
 			t.Errorf("stages: %v", err)
@@ -194,3 +249,59 @@ func mustNumber(t testing.TB, m map[string]any, field string) int64 {
 var _ = fmt.Sprintf
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// bankMeter wraps the sandbox banks' handler and counts, per bank, the
+// transfer requests in progress (and their peak) and the 429 answers.
+type bankMeter struct {
+	next http.Handler
+	mu   sync.Mutex
+	cur  map[string]int
+	peak map[string]int
+	r429 map[string]int
+}
+
+func newBankMeter(next http.Handler) *bankMeter {
+	return &bankMeter{next: next, cur: map[string]int{}, peak: map[string]int{}, r429: map[string]int{}}
+}
+
+type codeRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeRecorder) WriteHeader(code int) { c.code = code; c.ResponseWriter.WriteHeader(code) }
+
+func (m *bankMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) < 3 || parts[0] != "banks" {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	bank := parts[1]
+	m.mu.Lock()
+	m.cur[bank]++
+	m.peak[bank] = max(m.peak[bank], m.cur[bank])
+	m.mu.Unlock()
+	rec := &codeRecorder{ResponseWriter: w, code: 200}
+	m.next.ServeHTTP(rec, r)
+	m.mu.Lock()
+	m.cur[bank]--
+	if rec.code == http.StatusTooManyRequests {
+		m.r429[bank]++
+	}
+	m.mu.Unlock()
+}
+
+// Peak is the most requests to bank that were in progress at once.
+func (m *bankMeter) Peak(bank string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peak[bank]
+}
+
+// RateLimited counts the bank's 429 answers.
+func (m *bankMeter) RateLimited(bank string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.r429[bank]
+}

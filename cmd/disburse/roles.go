@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/disburse/disburse/connectors/banksim"
-	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
@@ -16,9 +15,14 @@ import (
 
 func runAPI(ctx context.Context, args []string) error {
 	var c common
-	var apiAddr, operatorAddr, operatorToken string
+	var apiAddr, operatorAddr, operatorToken, bankURL string
+	var inquiryTTL time.Duration
+	var nameThreshold float64
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
+	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
+	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
 	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
 	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
@@ -27,6 +31,9 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if nameThreshold <= 0 || nameThreshold > 1 {
+		return fmt.Errorf("--name-match-threshold must be in (0, 1], got %v", nameThreshold)
 	}
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
@@ -45,7 +52,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken)
+	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold)
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
@@ -71,7 +78,7 @@ func runWorker(ctx context.Context, args []string) error {
 	c.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
-	fs.DurationVar(&bankTimeout, "bank-timeout", 10*time.Second, "timeout of one bank call; a transfer that times out is resolved by status queries")
+	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -105,7 +112,7 @@ func runWorker(ctx context.Context, args []string) error {
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
-	bank := httpbank.New(bankURL, httpbank.WithTimeout(bankTimeout))
+	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
 		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
 			stop()

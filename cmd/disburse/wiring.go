@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/connectors"
+	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -45,17 +47,24 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // newAPIServer wires the HTTP handlers.
-func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string) *api.Server {
+// bank answers account inquiries; its answers are cached per instance for
+// inquiryTTL.
+func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string, bank *connectors.Guard, inquiryTTL time.Duration, nameThreshold float64) *api.Server {
 	return &api.Server{
-		Payouts:       payout.NewStore(pool),
-		Merchants:     merchant.NewStore(pool),
-		Ledger:        ledger.NewStore(pool),
-		Kafka:         kafka,
-		Topics:        topics,
-		Log:           slog.Default(),
-		OperatorToken: operatorToken,
+		Bank:               connectors.NewInquiryCache(bank, inquiryTTL, inquiryCacheSize),
+		NameMatchThreshold: nameThreshold,
+		Payouts:            payout.NewStore(pool),
+		Merchants:          merchant.NewStore(pool),
+		Ledger:             ledger.NewStore(pool),
+		Kafka:              kafka,
+		Topics:             topics,
+		Log:                slog.Default(),
+		OperatorToken:      operatorToken,
 	}
 }
+
+// inquiryCacheSize bounds the account inquiries an API instance keeps.
+const inquiryCacheSize = 100_000
 
 // stageNames are the stages `worker --stages` accepts.
 var stageNames = []string{"ledger", "dispatch"}
@@ -74,7 +83,11 @@ type stageDeps struct {
 	// groupPrefix names the consumer groups (<prefix>ledger, <prefix>dispatch).
 	groupPrefix string
 	topics      events.Topics
-	bank        connectors.Connector
+	// bank is the bank connector with the banks' profiles applied.
+	bank *connectors.Guard
+	// tune adjusts the dispatch stage before it starts (tests shorten its
+	// windows).
+	tune func(*dispatch.Stage)
 }
 
 // start launches the named stage; it consumes until ctx ends.
@@ -83,31 +96,42 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	if s.errs == nil {
 		s.errs = make(chan error, len(stageNames))
 	}
-	var group, topic string
+	var group string
+	var subs []string
 	switch name {
 	case "ledger":
-		group, topic = deps.groupPrefix+"ledger", topics.Requests
+		group, subs = deps.groupPrefix+"ledger", []string{topics.Requests}
 	case "dispatch":
-		group, topic = deps.groupPrefix+"dispatch", topics.Dispatch
+		group, subs = deps.groupPrefix+"dispatch", []string{topics.Dispatch, topics.DispatchRetry}
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}
-	cl, err := processor.NewClient(brokers, processor.ConsumerOpts(group, topic)...)
+	log := slog.Default().With("stage", name)
+	opts := processor.ConsumerOpts(group, subs...)
+	var run func(context.Context) error
+	var dst *dispatch.Stage
+	if name == "dispatch" {
+		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool),
+			Bank: bank, Topics: topics, Log: log}
+		if deps.tune != nil {
+			deps.tune(dst)
+		}
+		opts = append(opts, dst.GroupOpts()...)
+	}
+	cl, err := processor.NewClient(brokers, opts...)
 	if err != nil {
 		return err
 	}
 	s.clients = append(s.clients, cl)
-	log := slog.Default().With("stage", name)
-	var run func(context.Context) error
 	switch name {
 	case "ledger":
 		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
 	case "dispatch":
-		st := &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool),
-			Bank: bank, Kafka: cl, Topics: topics, Log: log}
-		run = st.Run
+		dst.Kafka = cl
+		run = dst.Run
 	}
+	topic := strings.Join(subs, ",")
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -133,4 +157,20 @@ func (s *stages) wait() error {
 	default:
 		return nil
 	}
+}
+
+// newBank is the bank connector of the API and the workers: the HTTP client
+// of the bank gateway at url, guarded by every bank's profile (breaker,
+// bulkhead, rate limit, windows). timeout, when positive, replaces the
+// profiles' call timeouts.
+func newBank(url string, timeout time.Duration) *connectors.Guard {
+	profiles := connectors.DefaultProfiles()
+	if timeout > 0 {
+		for code, p := range profiles {
+			p.Timeout = timeout
+			profiles[code] = p
+		}
+	}
+	// The guard applies each bank's timeout; the client's own is off.
+	return connectors.NewGuard(httpbank.New(url, httpbank.WithTimeout(0)), profiles, nil)
 }

@@ -3,6 +3,7 @@ package httpbank
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -23,8 +24,8 @@ const (
 
 // Error is a failed call to a bank. Check it with errors.Is against
 // connectors.ErrNotSent (the bank certainly did not act on the request),
-// connectors.ErrUnknownReference, connectors.ErrUnknownBank and
-// ErrBadRequest; use errors.As for the HTTP details and RetryAfter.
+// connectors.ErrUnknownReference, connectors.ErrUnknownBank,
+// connectors.ErrRateLimited (429) and ErrBadRequest; use errors.As for the HTTP details and RetryAfter.
 type Error struct {
 	Op         string        // "transfer", "status" or "inquiry"
 	Bank       string        // the bank called: for an e-wallet, its host bank
@@ -59,11 +60,17 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// RetryDelay is the bank's Retry-After (connectors.RetryDelay reads it).
+func (e *Error) RetryDelay() time.Duration { return e.RetryAfter }
+
 // Unwrap exposes the sentinels the error stands for, and its cause.
 func (e *Error) Unwrap() []error {
 	var errs []error
 	if e.NotSent {
 		errs = append(errs, connectors.ErrNotSent)
+	}
+	if e.StatusCode == http.StatusTooManyRequests {
+		errs = append(errs, connectors.ErrRateLimited)
 	}
 	switch e.Code {
 	case codeBadRequest:

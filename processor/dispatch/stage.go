@@ -1,256 +1,308 @@
 // Package dispatch is the consumer stage that sends debited payouts to their
-// banks and settles the outcome. It reads the dispatch topic (keyed by
-// disbursement id, so one merchant's payouts spread over every partition),
-// works on the payouts of a polled batch concurrently, and commits the batch
-// once every payout in it has a definite outcome.
+// banks and settles the outcome. docs/dispatch.md explains the design; in
+// short:
 //
-// Sending is guarded so a payout is never paid twice: each transfer call is
-// recorded in Postgres before it is made; a payout whose transfer may have
-// reached the bank (a timeout, a 5xx, a crash mid-call) is resolved by asking
-// the bank for the status of its reference, and sent again only when the
-// bank says it has never received it. The bank also dedups on the reference.
+//   - The consume loop reads the dispatch topic (keyed by disbursement id)
+//     and the dispatch-retry topic (parked payouts), and hands each payout
+//     to its bank's lane without waiting for it. A lane has as many workers
+//     as the bank's profile allows calls in flight (the bulkhead) and a
+//     short queue.
+//   - A payout whose bank is in a maintenance or cut-off window, whose
+//     breaker is open, whose lane is full, or that the bank would not take
+//     after the profile's send attempts, is parked: written to the
+//     dispatch-retry topic with a not-before time, and re-driven when due.
+//     So a slow or broken bank holds back only its own payouts.
+//   - Offsets are committed per partition only up to the lowest unfinished
+//     record; a parked record counts as finished once the retry topic has
+//     acknowledged its copy.
+//   - A payout's outcome still unknown after UnknownWindow is left to the
+//     reconciler (reconcile.go), which keeps asking the bank and lists it
+//     for operators.
+//
+// Sending is guarded so a payout is never paid twice: a worker claims the
+// payout's lease in Postgres first; each transfer call is recorded before it
+// is made; a payout whose transfer may have reached the bank (a timeout, a
+// 5xx, a crash mid-call) is resolved by asking the bank for the status of
+// its reference, and sent again only when the bank says it has never
+// received it. The bank also dedups on the reference.
 package dispatch
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"github.com/disburse/disburse/batch"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/connectors"
-	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
-	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas/events"
 )
 
-var bankCalls = promauto.NewCounterVec(prometheus.CounterOpts{
-	Name: "disburse_dispatch_bank_calls_total",
-	Help: "Calls to banks by bank, kind (transfer, status) and outcome.",
-}, []string{"bank", "kind", "outcome"})
+var (
+	bankCalls = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "disburse_dispatch_bank_calls_total",
+		Help: "Calls to banks by bank, kind (transfer, status) and outcome.",
+	}, []string{"bank", "kind", "outcome"})
+	parkedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "disburse_dispatch_parked_total",
+		Help: "Payouts parked on the dispatch-retry topic, by called bank and reason.",
+	}, []string{"bank", "reason"})
+	waitingGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "disburse_dispatch_parked_waiting",
+		Help: "Parked payouts read back from the retry topic and waiting in memory for their not-before time.",
+	})
+	laneQueue = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "disburse_dispatch_lane_queued",
+		Help: "Payouts queued in a bank's lane, waiting for a free worker.",
+	}, []string{"bank"})
+)
+
+// Park reasons (events.Dispatch.Reason).
+const (
+	reasonLaneFull = "lane_full"
+	reasonNotSent  = "not_sent"
+	reasonLeased   = "leased"
+)
 
 // Stage sends payouts to banks.
 type Stage struct {
 	Payouts *payout.Store
 	Ledger  *ledger.Store
+	// Batches, when set, lets the stage announce batch.completed.
 	Batches *batch.Store
-	Bank    connectors.Connector
-	Kafka   *kgo.Client
-	Topics  events.Topics
-	Log     *slog.Logger
+	// Bank is the connector with each bank's profile, breaker, bulkhead and
+	// windows applied.
+	Bank   *connectors.Guard
+	Kafka  *kgo.Client
+	Topics events.Topics
+	Log    *slog.Logger
 
-	// MaxInFlight bounds the payouts of one batch at their banks at once (default 64).
-	MaxInFlight int
-	// SendAttempts bounds sends that the bank certainly did not receive (default 5).
-	SendAttempts int
-	// Backoff spaces retries and status queries (default 200ms doubling to 5s).
-	Backoff retry.Backoff
-	// UnknownWindow is how long a sent payout's status is asked for before the
-	// batch is given up and retried later (default 2m).
+	// LaneQueue is how many payouts may wait for a free worker of one bank
+	// before more are parked (default 2x the bank's MaxInFlight).
+	LaneQueue int
+	// UnknownWindow is how long a worker asks the bank about a sent payout
+	// before leaving it to the reconciler (default 30s).
 	UnknownWindow time.Duration
+	// ParkBackoff spaces the re-drives of a payout parked again and again
+	// (default 1s doubling to 30s, with jitter); a window or an open breaker
+	// sets its own time.
+	ParkBackoff BackoffConfig
+	// MaxWaiting bounds parked payouts held in memory until due; above it
+	// the retry topic is paused (default 10000).
+	MaxWaiting int
+	// MaxOutstanding bounds unfinished dispatch records; above it the
+	// dispatch topic is paused (default 5000).
+	MaxOutstanding int
+	// RevokeGrace is how long the jobs of a revoked partition may run on
+	// before they are cancelled (default 5s).
+	RevokeGrace time.Duration
+	// CommitEvery is how often finished offsets are committed (default 500ms).
+	CommitEvery time.Duration
+
+	Reconcile ReconcileConfig
+
+	instance     string
+	returnsMu    sync.Mutex
+	returnChecks map[string]returnCheck
+	tracker      *tracker
+	lanesMu      sync.Mutex
+	lanes        map[string]*lane
+	waiting      *waitQueue
+	jobs         sync.WaitGroup // lane workers and parks in progress
+	stopping     chan struct{}
+}
+
+// BackoffConfig is exponential backoff with jitter (internal/retry).
+type BackoffConfig struct {
+	Base, Max time.Duration
 }
 
 func (s *Stage) defaults() {
-	if s.MaxInFlight <= 0 {
-		s.MaxInFlight = 64
-	}
-	if s.SendAttempts <= 0 {
-		s.SendAttempts = 5
-	}
-	if s.Backoff.Base <= 0 {
-		s.Backoff = retry.Backoff{Base: 200 * time.Millisecond, Max: 5 * time.Second}
-	}
 	if s.UnknownWindow <= 0 {
-		s.UnknownWindow = 2 * time.Minute
+		s.UnknownWindow = 30 * time.Second
+	}
+	if s.ParkBackoff.Base <= 0 {
+		s.ParkBackoff = BackoffConfig{Base: time.Second, Max: 30 * time.Second}
+	}
+	if s.MaxWaiting <= 0 {
+		s.MaxWaiting = 10_000
+	}
+	if s.MaxOutstanding <= 0 {
+		s.MaxOutstanding = 5_000
+	}
+	if s.RevokeGrace <= 0 {
+		s.RevokeGrace = 5 * time.Second
+	}
+	if s.CommitEvery <= 0 {
+		s.CommitEvery = 500 * time.Millisecond
+	}
+	s.Reconcile.defaults(s.UnknownWindow)
+	if s.instance == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		s.instance = "dispatch-" + hex.EncodeToString(b)
 	}
 }
 
-// Run consumes until ctx ends.
+// GroupOpts are the options the stage's Kafka client needs on top of
+// processor.ConsumerOpts: it commits the finished part of partitions that
+// are revoked, and forgets partitions that are lost. Pass them when making
+// the client for Kafka.
+func (s *Stage) GroupOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			s.partitionsGone(ctx, cl, revoked, true)
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+			s.partitionsGone(ctx, cl, lost, false)
+		}),
+	}
+}
+
+func (s *Stage) partitionsGone(ctx context.Context, cl *kgo.Client, gone map[string][]int32, commit bool) {
+	if s.tracker == nil {
+		return
+	}
+	final := s.tracker.remove(gone, s.RevokeGrace)
+	if commit && len(final) > 0 {
+		if err := commitSync(ctx, cl, final); err != nil {
+			s.Log.Warn("commit of revoked partitions failed; their finished records will be redelivered", "err", err)
+		}
+	}
+}
+
+func commitSync(ctx context.Context, cl *kgo.Client, offs map[string]map[int32]kgo.EpochOffset) error {
+	var cerr error
+	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("commit %s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	return cerr
+}
+
+// Run consumes until ctx ends, then finishes the payouts in hand, commits
+// and returns.
 func (s *Stage) Run(ctx context.Context) error {
 	s.defaults()
-	return processor.Consume(ctx, "dispatch", s.Kafka, 500, s.Log, s.Handle)
+	work := context.WithoutCancel(ctx)
+	s.tracker = newTracker(work)
+	s.lanes = map[string]*lane{}
+	s.stopping = make(chan struct{})
+	s.waiting = newWaitQueue()
+
+	var loops, redriving sync.WaitGroup
+	loopCtx, stopLoops := context.WithCancel(work)
+	defer stopLoops()
+	redriving.Add(1)
+	go func() { defer redriving.Done(); s.redrive() }()
+	loops.Add(3)
+	go func() { defer loops.Done(); s.commitLoop(loopCtx) }()
+	go func() { defer loops.Done(); s.reconcileLoop(loopCtx) }()
+	go func() { defer loops.Done(); s.healthLoop(loopCtx) }()
+
+	err := s.consume(ctx)
+
+	// Shutdown: no new jobs; the running ones finish; queued and waiting
+	// ones stay uncommitted and come again.
+	close(s.stopping)
+	redriving.Wait()
+	s.jobs.Wait()
+	stopLoops()
+	loops.Wait()
+	s.commit(work)
+	return err
 }
 
-// Handle sends and settles every payout of a batch, then publishes their
-// status events.
-func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
-	s.defaults()
-	var (
-		mu       sync.Mutex
-		produce  []*kgo.Record
-		settled  []payout.Disbursement
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, s.MaxInFlight)
-	)
-	seen := map[string]bool{}
-	for _, r := range records {
-		var ev events.Dispatch
-		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.DisbursementID == "" {
-			s.Log.Error("skipping malformed dispatch record", "partition", r.Partition, "offset", r.Offset, "err", err)
-			continue
+// consume polls and hands each record on, without waiting for payouts.
+func (s *Stage) consume(ctx context.Context) error {
+	cl := s.Kafka
+	pausedMain, pausedRetry := false, false
+	for {
+		fetches := cl.PollRecords(ctx, 500)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil
 		}
-		if seen[ev.DisbursementID] {
-			continue
+		fetches.EachError(func(topic string, partition int32, err error) {
+			s.Log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+		})
+		recs := fetches.Records()
+		for _, r := range recs {
+			s.tracker.get(r).track(r)
 		}
-		seen[ev.DisbursementID] = true
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(id string) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			d, err := s.process(ctx, id)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
+		cl.AllowRebalance()
+		for _, r := range recs {
+			s.accept(r)
+		}
+		// Back-pressure: too much unfinished, stop fetching that topic.
+		if out := s.tracker.outstanding(s.Topics.Dispatch); out > s.MaxOutstanding && !pausedMain {
+			cl.PauseFetchTopics(s.Topics.Dispatch)
+			pausedMain = true
+		} else if out <= s.MaxOutstanding/2 && pausedMain {
+			cl.ResumeFetchTopics(s.Topics.Dispatch)
+			pausedMain = false
+		}
+		if n := s.waiting.len(); n > s.MaxWaiting && !pausedRetry {
+			cl.PauseFetchTopics(s.Topics.DispatchRetry)
+			pausedRetry = true
+		} else if n <= s.MaxWaiting/2 && pausedRetry {
+			cl.ResumeFetchTopics(s.Topics.DispatchRetry)
+			pausedRetry = false
+		}
+		if pausedMain && pausedRetry {
+			// Nothing to fetch: wait a little instead of spinning.
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
 			}
-			if d != nil {
-				produce = append(produce, processor.StatusEvent(s.Topics.Status, *d))
-				settled = append(settled, *d)
-			}
-		}(ev.DisbursementID)
-	}
-	wg.Wait()
-	// Publish what finished even when some payouts failed: their events are
-	// true, and the failed ones are retried with the batch.
-	if err := processor.Produce(ctx, s.Kafka, produce...); err != nil {
-		return err
-	}
-	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, settled)
-	if err != nil {
-		return err
-	}
-	if err := processor.Produce(ctx, s.Kafka, done...); err != nil {
-		return err
-	}
-	return firstErr
-}
-
-// process brings one payout to a terminal status, or returns an error to
-// have the batch retried. It returns the payout to announce, or nil.
-func (s *Stage) process(ctx context.Context, id string) (*payout.Disbursement, error) {
-	d, err := s.Payouts.Load(ctx, id)
-	if errors.Is(err, payout.ErrNotFound) {
-		s.Log.Error("dispatch record for an unknown payout", "disbursement_id", id)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if d.Status != payout.Processing {
-		return &d, nil // already settled: announce again, harmlessly
-	}
-	res, err := s.outcome(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	switch res.Status {
-	case connectors.StatusCompleted, connectors.StatusReturned:
-		d, _, err = s.Ledger.Settle(ctx, d.ID, ledger.Outcome{Completed: true})
-		if err == nil && res.Status == connectors.StatusReturned {
-			d, _, err = s.Ledger.Return(ctx, d.ID)
-		}
-	case connectors.StatusFailed:
-		d, _, err = s.Ledger.Settle(ctx, d.ID, ledger.Outcome{FailureCode: res.FailureCode})
-	default:
-		return nil, fmt.Errorf("bank answered %q for %s", res.Status, d.ID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("settle %s: %w", d.ID, err)
-	}
-	s.Log.Info("payout settled", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
-		"environment", d.Environment, "bank", d.BankCode, "status", d.Status)
-	return &d, nil
-}
-
-// outcome gets the bank's definite answer for a debited payout.
-func (s *Stage) outcome(ctx context.Context, d payout.Disbursement) (connectors.Result, error) {
-	maybeSent, err := s.Payouts.MaybeSent(ctx, d.ID)
-	if err != nil {
-		return connectors.Result{}, err
-	}
-	deadline := time.Now().Add(s.UnknownWindow)
-	notSent := 0
-	for attempt := 0; ; attempt++ {
-		if !maybeSent {
-			res, err := s.send(ctx, d)
-			switch {
-			case err == nil && res.Status != connectors.StatusProcessing:
-				return res, nil
-			case errors.Is(err, connectors.ErrNotSent):
-				notSent++
-				if notSent >= s.SendAttempts {
-					return connectors.Result{}, fmt.Errorf("%s: bank %s unavailable after %d attempts: %w", d.ID, d.BankCode, notSent, err)
-				}
-			default:
-				maybeSent = true // sent, outcome unknown or still processing: ask, never resend blind
-			}
-		} else {
-			res, err := s.Bank.Status(ctx, d.BankCode, d.ID)
-			switch {
-			case err == nil && res.Status != connectors.StatusProcessing:
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
-				return res, nil
-			case errors.Is(err, connectors.ErrUnknownReference):
-				// The bank never received it: sending is safe.
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
-				s.Log.Warn("bank has no record of the transfer; sending it", "disbursement_id", d.ID, "bank", d.BankCode)
-				if err := s.Payouts.MarkNotReceived(ctx, d.ID); err != nil {
-					return connectors.Result{}, err
-				}
-				maybeSent = false
-				continue
-			case err != nil:
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
-			}
-		}
-		if time.Now().After(deadline) {
-			return connectors.Result{}, fmt.Errorf("%s: outcome at bank %s still unknown after %s", d.ID, d.BankCode, s.UnknownWindow)
-		}
-		if err := s.Backoff.Sleep(ctx, min(attempt, 6)); err != nil {
-			return connectors.Result{}, err
 		}
 	}
 }
 
-// send makes one recorded transfer call.
-func (s *Stage) send(ctx context.Context, d payout.Disbursement) (connectors.Result, error) {
-	callID, err := s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer)
-	if err != nil {
-		return connectors.Result{}, err
+// commitLoop commits finished offsets every CommitEvery.
+func (s *Stage) commitLoop(ctx context.Context) {
+	t := time.NewTicker(s.CommitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.commit(ctx)
+		}
 	}
-	res, err := s.Bank.Transfer(ctx, connectors.TransferRequest{
-		Reference:         d.ID,
-		BankCode:          d.BankCode,
-		AccountNumber:     d.AccountNumber,
-		AccountHolderName: d.AccountHolderName,
-		Amount:            d.Amount,
-		Currency:          d.Currency,
-	})
-	outcome := payout.OutcomeAnswered
-	switch {
-	case errors.Is(err, connectors.ErrNotSent):
-		outcome = payout.OutcomeNotSent
-	case err != nil:
-		outcome = payout.OutcomeUnknown
-		s.Log.Warn("transfer outcome unknown; will ask the bank", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
+}
+
+func (s *Stage) commit(ctx context.Context) {
+	offs, parts := s.tracker.commitPoints()
+	if len(offs) == 0 {
+		return
 	}
-	bankCalls.WithLabelValues(d.BankCode, payout.CallTransfer, outcome).Inc()
-	if ferr := s.Payouts.FinishCall(context.WithoutCancel(ctx), callID, outcome); ferr != nil && err == nil {
-		err = ferr
+	if err := commitSync(context.WithoutCancel(ctx), s.Kafka, offs); err != nil {
+		s.Log.Warn("commit failed; finished records may be redelivered", "err", err)
+		return
 	}
-	return res, err
+	for _, p := range parts {
+		p.markCommitted(offs[p.topic][p.id].Offset)
+	}
 }

@@ -4,6 +4,7 @@
 //
 //	requests  key: merchant id       Request   (api -> ledger)
 //	dispatch  key: disbursement id   Dispatch  (ledger -> dispatch)
+//	dispatch-retry  key: disbursement id   Dispatch with NotBefore  (dispatch -> dispatch: parked payouts)
 //	status    key: merchant id       Status    (ledger, dispatch -> callbacks, sink)
 //	batches   key: merchant id       BatchCompleted (ledger, dispatch -> callbacks, sink)
 package events
@@ -15,22 +16,29 @@ import "time"
 type Topics struct {
 	Requests string
 	Dispatch string
-	Status   string
-	Batches  string
+	// DispatchRetry holds parked payouts: a bank in maintenance, with its
+	// breaker open or its lane full. The dispatch stage re-drives each when
+	// its NotBefore has passed.
+	DispatchRetry string
+	Status        string
+	Batches       string
 }
 
 // NewTopics returns the topic names under prefix, e.g. "disburse.".
 func NewTopics(prefix string) Topics {
 	return Topics{
-		Requests: prefix + "requests",
-		Dispatch: prefix + "dispatch",
-		Status:   prefix + "status",
-		Batches:  prefix + "batches",
+		Requests:      prefix + "requests",
+		Dispatch:      prefix + "dispatch",
+		DispatchRetry: prefix + "dispatch-retry",
+		Status:        prefix + "status",
+		Batches:       prefix + "batches",
 	}
 }
 
 // All lists every topic, for creating them.
-func (t Topics) All() []string { return []string{t.Requests, t.Dispatch, t.Status, t.Batches} }
+func (t Topics) All() []string {
+	return []string{t.Requests, t.Dispatch, t.DispatchRetry, t.Status, t.Batches}
+}
 
 // Request is an accepted payout request, published by the API after the
 // PENDING row exists. The ledger stage debits it.
@@ -54,6 +62,13 @@ type Dispatch struct {
 	MerchantID     string `json:"merchant_id"`
 	Environment    string `json:"environment"`
 	BankCode       string `json:"bank_code"`
+
+	// Set on the dispatch-retry topic only: not to be sent before NotBefore;
+	// Attempt counts the parkings, Reason is the last one's (maintenance,
+	// cutoff, breaker_open, lane_full, not_sent, leased).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
 }
 
 // Status is one status change of a payout. Version increases with each

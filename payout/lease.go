@@ -1,0 +1,99 @@
+package payout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ClaimLease makes owner the only one working on the payout at the dispatch
+// stage until ttl passes or ReleaseLease. It returns false, and when the
+// current lease ends, when someone else holds a live lease.
+func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner string, ttl time.Duration) (bool, time.Time, error) {
+	var got string
+	var until time.Time
+	err := s.db.QueryRow(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, expires_at)
+		VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+		ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+			WHERE dispatch_leases.expires_at < now() OR dispatch_leases.owner = excluded.owner
+		RETURNING owner, expires_at`, disbursementID, owner, ttl.Milliseconds()).Scan(&got, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = s.db.QueryRow(ctx, `SELECT expires_at FROM dispatch_leases WHERE disbursement_id = $1`, disbursementID).Scan(&until)
+		if errors.Is(err, pgx.ErrNoRows) { // released in between: try again later
+			return false, time.Now(), nil
+		}
+		return false, until, err
+	}
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("claim lease: %w", err)
+	}
+	return true, until, nil
+}
+
+// ReleaseLease ends owner's lease on the payout.
+func (s *Store) ReleaseLease(ctx context.Context, disbursementID, owner string) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM dispatch_leases WHERE disbursement_id = $1 AND owner = $2`, disbursementID, owner)
+	return err
+}
+
+// Unresolved is a payout whose transfer may have reached the bank but whose
+// outcome is still unknown.
+type Unresolved struct {
+	ID          string    `json:"id"`
+	MerchantID  string    `json:"merchant_id"`
+	Environment string    `json:"environment"`
+	BankCode    string    `json:"bank_code"`
+	Amount      int64     `json:"amount"`
+	Currency    string    `json:"currency"`
+	SentAt      time.Time `json:"sent_at"`
+	LastOutcome string    `json:"last_outcome"`
+}
+
+// maybeSentBefore selects PROCESSING payouts with a transfer call that may
+// have reached the bank, the first of which started before $1.
+const maybeSentBefore = `FROM disbursements d JOIN LATERAL (
+		SELECT min(c.started_at) AS sent_at, (array_agg(c.outcome ORDER BY c.id DESC))[1] AS last_outcome
+		FROM bank_calls c
+		WHERE c.disbursement_id = d.id AND c.kind = 'transfer' AND c.outcome NOT IN ('not_sent', 'not_received')
+	) c ON c.sent_at IS NOT NULL
+	WHERE d.status = 'PROCESSING' AND c.sent_at < $1`
+
+// ListUnresolved lists payouts whose outcome has been unknown since before
+// sentBefore, oldest first: what operators must look at.
+func (s *Store) ListUnresolved(ctx context.Context, sentBefore time.Time, limit int) ([]Unresolved, error) {
+	rows, err := s.db.Query(ctx, `SELECT d.id, d.merchant_id, d.environment, d.bank_code, d.amount, d.currency, c.sent_at, c.last_outcome `+
+		maybeSentBefore+` ORDER BY c.sent_at LIMIT $2`, sentBefore, limit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Unresolved, error) {
+		var u Unresolved
+		err := r.Scan(&u.ID, &u.MerchantID, &u.Environment, &u.BankCode, &u.Amount, &u.Currency, &u.SentAt, &u.LastOutcome)
+		return u, err
+	})
+	if out == nil {
+		out = []Unresolved{}
+	}
+	return out, err
+}
+
+// CountUnresolved counts what ListUnresolved lists.
+func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT count(*) `+maybeSentBefore, sentBefore).Scan(&n)
+	return n, err
+}
+
+// CompletedSince lists payouts COMPLETED at or after since, newest first,
+// for the check for bank returns.
+func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+Columns+` FROM disbursements
+		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return Scan(r) })
+}
