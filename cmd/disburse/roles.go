@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/processor"
@@ -17,8 +18,10 @@ import (
 func runAPI(ctx context.Context, args []string) error {
 	var c common
 	var apiAddr, operatorAddr, operatorToken string
+	var access accessConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	access.register(fs, false)
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
 	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
 	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
@@ -27,6 +30,9 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if err := access.apply(&api.Server{}); err != nil {
+		return err // a flag is wrong: say so before connecting to anything
 	}
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
@@ -46,6 +52,9 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken)
+	if err := access.apply(s); err != nil {
+		return err
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
