@@ -71,11 +71,11 @@ func endpoints(id string) map[string]endpoint {
 			}},
 		"PUT /operator/v1/merchants/{id}/environments/{env}/settings": {path: "/operator/v1/merchants/m1/environments/sandbox/settings", body: `{"fee_flat":2500}`,
 			hostile: []hostile{{"fee over int64", "", `{"fee_flat":9223372036854775808}`, 422, "VALIDATION_ERROR"}}},
-		"POST /operator/v1/merchants/{id}/suspend":                       {path: "/operator/v1/merchants/m1/suspend"},
-		"POST /operator/v1/merchants/{id}/resume":                        {path: "/operator/v1/merchants/m1/resume"},
-		"GET /operator/v1/merchants/{id}/keys":                           {path: "/operator/v1/merchants/m1/keys"},
-		"POST /operator/v1/merchants/{id}/environments/{env}/keys":       {path: "/operator/v1/merchants/m1/environments/sandbox/keys"},
-		"POST /operator/v1/merchants/{id}/keys/{key_id}/revoke":          {path: "/operator/v1/merchants/m1/keys/key_0/revoke"},
+		"POST /operator/v1/merchants/{id}/suspend":                 {path: "/operator/v1/merchants/m1/suspend"},
+		"POST /operator/v1/merchants/{id}/resume":                  {path: "/operator/v1/merchants/m1/resume"},
+		"GET /operator/v1/merchants/{id}/keys":                     {path: "/operator/v1/merchants/m1/keys"},
+		"POST /operator/v1/merchants/{id}/environments/{env}/keys": {path: "/operator/v1/merchants/m1/environments/sandbox/keys"},
+		"POST /operator/v1/merchants/{id}/keys/{key_id}/revoke":    {path: "/operator/v1/merchants/m1/keys/key_0/revoke"},
 		"PUT /operator/v1/merchants/{id}/environments/{env}/rate-limits": {path: "/operator/v1/merchants/m1/environments/sandbox/rate-limits", body: `{"read_per_second":10}`,
 			hostile: []hostile{{"rate over int64", "", `{"read_per_second":9223372036854775808}`, 422, "VALIDATION_ERROR"}}},
 		"GET /operator/v1/merchants/{id}/settings-audit": {path: "/operator/v1/merchants/m1/settings-audit",
@@ -258,7 +258,9 @@ func TestEnvironmentSeparation(t *testing.T) {
 		eps := endpoints(own[other].id)
 		routes := routeKeys(e.s.MerchantRoutes())
 		// Rotate last: it retires the key the other calls use.
-		sort.SliceStable(routes, func(i, j int) bool { return !strings.Contains(routes[i], "rotate") && strings.Contains(routes[j], "rotate") })
+		sort.SliceStable(routes, func(i, j int) bool {
+			return !strings.Contains(routes[i], "rotate") && strings.Contains(routes[j], "rotate")
+		})
 		before := dbState(t, e.pool, other)
 		for _, route := range routes {
 			ep, ok := eps[route]
