@@ -8,15 +8,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/connectors/banksim"
+	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/ledger"
@@ -29,17 +34,61 @@ import (
 const operatorToken = "op-test-token-0123456789"
 
 type env struct {
-	pool   *pgxpool.Pool
-	kafka  *kgo.Client
-	topics events.Topics
-	srv    *httptest.Server
-	op     *httptest.Server
-	key    string
+	pool    *pgxpool.Pool
+	url     string
+	kafka   *kgo.Client
+	topics  events.Topics
+	s       *api.Server
+	clock   *clock
+	logs    *syncBuffer
+	srv     *httptest.Server
+	op      *httptest.Server
+	key     string
+	bankURL string
 }
+
+// clock is the injected clock: tests move it instead of sleeping.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// trustedProxies of every test server: 10.0.0.0/8 and 2001:db8:ffff::/48.
+var trustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	pool, _ := fixture.Postgres(t)
+	pool, url := fixture.Postgres(t)
 	cl, err := processor.NewClient(testenv.Kafka(t))
 	if err != nil {
 		t.Fatal(err)
@@ -49,15 +98,65 @@ func newEnv(t *testing.T) *env {
 	if err := processor.EnsureTopics(context.Background(), cl, 2, topics.All()...); err != nil {
 		t.Fatal(err)
 	}
-	s := &api.Server{
-		Payouts: payout.NewStore(pool), Merchants: merchant.NewStore(pool), Ledger: ledger.NewStore(pool),
-		Kafka: cl, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OperatorToken: operatorToken,
-	}
-	e := &env{pool: pool, kafka: cl, topics: topics, srv: httptest.NewServer(s.Handler()), op: httptest.NewServer(s.OperatorHandler())}
+	banks := httptest.NewServer(banksim.New(banksim.Options{}).Handler())
+	t.Cleanup(banks.Close)
+	e := &env{pool: pool, url: url, kafka: cl, topics: topics, clock: &clock{t: time.Now()}, logs: &syncBuffer{}, bankURL: banks.URL}
+	e.s = e.newServer(pool)
+	e.srv, e.op = httptest.NewServer(e.s.Handler()), httptest.NewServer(e.s.OperatorHandler())
 	t.Cleanup(e.srv.Close)
 	t.Cleanup(e.op.Close)
 	e.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
 	return e
+}
+
+// newServer is one API instance on pool: the env's clock and log, the test
+// trusted proxies, and default rate limits high enough for the tables of
+// requests (the rate-limit tests set their own per merchant).
+func (e *env) newServer(pool *pgxpool.Pool) *api.Server {
+	return &api.Server{
+		Payouts: payout.NewStore(pool), Merchants: merchant.NewStore(pool), Ledger: ledger.NewStore(pool),
+		Kafka: e.kafka, Topics: e.topics, Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OperatorToken: operatorToken, Now: e.clock.Now, KeyGracePeriod: time.Hour,
+		TrustedProxies: trustedProxies, Limits: merchant.Limits{CreatePerSecond: 1000, ReadPerSecond: 1000},
+		Bank: httpbank.New(e.bankURL),
+	}
+}
+
+// call sends one merchant API request with key (none when empty); a JSON
+// body gets its Content-Type.
+func (e *env) call(t *testing.T, key, method, path, body string) answer {
+	t.Helper()
+	return e.callWith(t, key, method, e.srv.URL+path, body, nil)
+}
+
+func (e *env) callWith(t *testing.T, key, method, url, body string, mutate func(*http.Request)) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.SetBasicAuth(key, "")
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if mutate != nil {
+		mutate(req)
+	}
+	return do(t, req)
+}
+
+// operatorCall sends one operator API request.
+func (e *env) operatorCall(t *testing.T, method, path, body string) answer {
+	t.Helper()
+	return e.callWith(t, "", method, e.op.URL+path, body, func(r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+operatorToken)
+	})
 }
 
 type answer struct {

@@ -68,7 +68,7 @@ func TestBadBatchesChangeNothing(t *testing.T) {
 		{"100,001 rows", "text/csv", "reference_id=b", strBody(tooMany.String()), 0, 413, "TOO_MANY_ITEMS"},
 		{"1 GB body declared", "text/csv", "reference_id=b", huge, 1 << 30, 413, "PAYLOAD_TOO_LARGE"},
 		{"1 GB body streamed", "text/csv", "reference_id=b", huge, -1, 413, "PAYLOAD_TOO_LARGE"},
-		{"invalid JSON", "application/json", "", strBody(`{"reference_id":"b","items":[{]}`), 0, 400, "INVALID_BATCH"},
+		{"invalid JSON", "application/json", "", strBody(`{"reference_id":"b","items":[{]}`), 0, 400, "INVALID_JSON"},
 		{"JSON duplicate in batch", "application/json", "", strBody(`{"reference_id":"b","items":[
 			{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":100000},
 			{"reference_id":"r1","bank_code":"bca","account_number":"1234567890","amount":100000}]}`), 0, 422, "VALIDATION_ERROR"},

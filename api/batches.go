@@ -61,9 +61,15 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 	case errors.Is(err, batch.ErrTooManyItems):
 		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooManyItems, fmt.Sprintf("a batch holds at most %d items; split it", batch.MaxItems)))
 		return
+	case errors.As(err, &format) && mt == "application/json" && format.Field != "":
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, format.Error(),
+			payout.FieldError{Field: format.Field, Code: "UNKNOWN_FIELD", Message: "remove this field"}))
+		return
+	case errors.As(err, &format) && mt == "application/json":
+		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidJSON, format.Error()))
+		return
 	case errors.As(err, &format):
-		pr := newProblem(http.StatusBadRequest, CodeInvalidBatch, format.Error())
-		writeError(w, pr)
+		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidBatch, format.Error()))
 		return
 	case err != nil:
 		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidBatch, "could not read the batch body"))

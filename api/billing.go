@@ -15,12 +15,8 @@ func (s *Server) environmentPath(w http.ResponseWriter, r *http.Request) (string
 	if !ok {
 		return "", "", false
 	}
-	env := r.PathValue("env")
-	if env != payout.Sandbox && env != payout.Production {
-		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "environment must be sandbox or production"))
-		return "", "", false
-	}
-	return id, env, true
+	env, ok := s.environment(w, r)
+	return id, env, ok
 }
 
 func (s *Server) setBilling(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +66,10 @@ func (s *Server) closeInvoice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if prob := decodeEmpty(w, r); prob != nil {
+		writeError(w, prob)
+		return
+	}
 	inv, err := s.Ledger.CloseInvoice(r.Context(), id, env, "IDR")
 	if errors.Is(err, ledger.ErrNoOpenInvoice) {
 		writeError(w, newProblem(http.StatusConflict, CodeConflict, "this environment is billed by deposit: there is no invoice period to close"))
@@ -91,6 +91,10 @@ func (s *Server) payInvoice(w http.ResponseWriter, r *http.Request) {
 	invoiceID, err := strconv.ParseInt(r.PathValue("invoice"), 10, 64)
 	if err != nil || invoiceID <= 0 {
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such invoice"))
+		return
+	}
+	if prob := decodeEmpty(w, r); prob != nil {
+		writeError(w, prob)
 		return
 	}
 	inv, err := s.Ledger.PayInvoice(r.Context(), id, env, invoiceID)

@@ -18,18 +18,49 @@ import (
 // media type must be JSON, the body UTF-8 with one value, no duplicate keys,
 // no unknown fields, and numbers that fit their Go types.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *problem {
+	if prob := requireJSON(r); prob != nil {
+		return prob
+	}
+	body, prob := readBody(w, r, limit)
+	if prob != nil {
+		return prob
+	}
+	return decodeStrict(body, v)
+}
+
+// decodeEmpty guards an endpoint that takes no body: it accepts none, or
+// an empty JSON object, and refuses anything else as decodeJSON would.
+func decodeEmpty(w http.ResponseWriter, r *http.Request) *problem {
+	body, prob := readBody(w, r, maxEmptyBody)
+	if prob != nil {
+		return prob
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if prob := requireJSON(r); prob != nil {
+		return prob
+	}
+	return decodeStrict(body, &struct{}{})
+}
+
+func requireJSON(r *http.Request) *problem {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as Content-Type: application/json")
 	}
+	return nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *problem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body must be at most %d bytes", limit))
+		return nil, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body must be at most %d bytes", limit))
 	}
 	if err != nil {
-		return newProblem(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body")
+		return nil, newProblem(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body")
 	}
-	return decodeStrict(body, v)
+	return body, nil
 }
 
 // decodeStrict is decodeJSON's checks on a body already read; fuzzed.

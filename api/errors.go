@@ -22,6 +22,7 @@ const (
 	CodeConflict            = "CONFLICT"
 	CodeTooLarge            = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMedia    = "UNSUPPORTED_MEDIA_TYPE"
+	CodeRateLimited         = "RATE_LIMITED"
 	CodeUnavailable         = "SERVICE_UNAVAILABLE"
 	CodeInternal            = "INTERNAL_ERROR"
 	CodeInvalidBatch        = "INVALID_BATCH"

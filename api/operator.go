@@ -50,6 +50,8 @@ func (s *Server) createMerchant(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.Name == "" || len(in.Name) > 200 {
 		fields = append(fields, payout.FieldError{Field: "name", Code: "INVALID_LENGTH", Message: "name must be 1 to 200 bytes"})
+	} else if !payout.CleanText(in.Name) {
+		fields = append(fields, payout.FieldError{Field: "name", Code: "INVALID_CHARACTERS", Message: "name must be UTF-8 text without control characters"})
 	}
 	if len(fields) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
@@ -81,6 +83,10 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request, environment st
 	if !ok {
 		return
 	}
+	if prob := decodeEmpty(w, r); prob != nil {
+		writeError(w, prob)
+		return
+	}
 	var key string
 	var err error
 	deposit := int64(0)
@@ -102,6 +108,7 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request, environment st
 		return
 	}
 	s.audit(r.Context(), environment+".activate", id, map[string]any{"deposit": deposit})
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"merchant_id": id, "environment": environment, "secret_key": key, "deposit": deposit, "currency": "IDR",
 	})
@@ -140,6 +147,8 @@ func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(in.Memo) > 200 {
 		fields = append(fields, payout.FieldError{Field: "memo", Code: "TOO_LONG", Message: "memo must be at most 200 bytes"})
+	} else if !payout.CleanText(in.Memo) {
+		fields = append(fields, payout.FieldError{Field: "memo", Code: "INVALID_CHARACTERS", Message: "memo must be UTF-8 text without control characters"})
 	}
 	if len(fields) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
@@ -205,6 +214,10 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request)  { s.setStatus(w
 func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, status string) {
 	id, ok := s.merchantID(w, r)
 	if !ok {
+		return
+	}
+	if prob := decodeEmpty(w, r); prob != nil {
+		writeError(w, prob)
 		return
 	}
 	err := s.Merchants.SetStatus(r.Context(), id, status)

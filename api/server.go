@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +32,17 @@ import (
 // Body size limits per endpoint.
 const (
 	maxCreateBody   = 16 << 10
+	maxSettingsBody = 16 << 10 // 100 whitelist entries and a 2 KiB URL fit in 7 KiB
 	maxOperatorBody = 16 << 10
+	maxEmptyBody    = 1 << 10 // endpoints that take no body accept {} or nothing
 )
+
+// DefaultKeyGracePeriod is how long a rotated-away secret key keeps working.
+const DefaultKeyGracePeriod = 24 * time.Hour
+
+// DefaultLimits are the request rates of an environment the operator has
+// not configured (API.md); the burst is twice the rate.
+var DefaultLimits = merchant.Limits{CreatePerSecond: 50, ReadPerSecond: 100}
 
 var requests = promauto.NewHistogramVec(prometheus.HistogramOpts{
 	Name:    "disburse_http_request_seconds",
@@ -60,6 +71,18 @@ type Server struct {
 	OperatorToken string
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// KeyGracePeriod is how long a rotated-away key keeps working;
+	// zero means DefaultKeyGracePeriod.
+	KeyGracePeriod time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For names the client;
+	// from any other peer the socket's address is the client.
+	TrustedProxies []netip.Prefix
+	// Limits are the request rates of environments the operator has not
+	// configured; zero fields take DefaultLimits.
+	Limits merchant.Limits
+	// InsecureSandboxCallbacks lets sandbox callback URLs use http and
+	// loopback or private addresses (for local development).
+	InsecureSandboxCallbacks bool
 }
 
 func (s *Server) now() time.Time {
@@ -75,17 +98,23 @@ type Route struct {
 	handler         http.HandlerFunc
 }
 
-// MerchantRoutes lists the merchant API.
+// MerchantRoutes lists the merchant API. Each route names the rate-limit
+// budget it spends: create for calls that create money movement, read for
+// every other call.
 func (s *Server) MerchantRoutes() []Route {
+	const create, read = merchant.BudgetCreate, merchant.BudgetRead
 	return []Route{
-		{"POST", "/v1/disbursements", s.authed(s.createDisbursement)},
-		{"GET", "/v1/disbursements/{id}", s.authed(s.getDisbursement)},
-		{"POST", "/v1/batches", s.authed(s.createBatch)},
-		{"GET", "/v1/batches/{id}", s.authed(s.getBatch)},
-		{"GET", "/v1/batches/{id}/items", s.authed(s.listBatchItems)},
-		{"GET", "/v1/balance", s.authed(s.getBalance)},
-		{"GET", "/v1/banks", s.authed(s.listBanks)},
-		{"POST", "/v1/account-inquiry", s.authed(s.accountInquiry)},
+		{"POST", "/v1/disbursements", s.authed(create, s.createDisbursement)},
+		{"GET", "/v1/disbursements/{id}", s.authed(read, s.getDisbursement)},
+		{"POST", "/v1/batches", s.authed(create, s.createBatch)},
+		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
+		{"GET", "/v1/batches/{id}/items", s.authed(read, s.listBatchItems)},
+		{"GET", "/v1/balance", s.authed(read, s.getBalance)},
+		{"GET", "/v1/banks", s.authed(read, s.listBanks)},
+		{"POST", "/v1/account-inquiry", s.authed(read, s.accountInquiry)},
+		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
+		{"PATCH", "/v1/settings", s.authed(read, s.patchSettings)},
+		{"POST", "/v1/settings/secret-key/rotate", s.authed(read, s.rotateKey)},
 	}
 }
 
@@ -104,6 +133,11 @@ func (s *Server) OperatorRoutes() []Route {
 		{"POST", "/operator/v1/merchants/{id}/suspend", s.operator(s.suspend)},
 		{"POST", "/operator/v1/merchants/{id}/resume", s.operator(s.resume)},
 		{"GET", "/operator/v1/payouts/unresolved", s.operator(s.listUnresolved)},
+		{"GET", "/operator/v1/merchants/{id}/keys", s.operator(s.listKeys)},
+		{"POST", "/operator/v1/merchants/{id}/environments/{env}/keys", s.operator(s.issueKey)},
+		{"POST", "/operator/v1/merchants/{id}/keys/{key_id}/revoke", s.operator(s.revokeKey)},
+		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/rate-limits", s.operator(s.setRateLimits)},
+		{"GET", "/operator/v1/merchants/{id}/settings-audit", s.operator(s.settingsAudit)},
 	}
 }
 
@@ -115,10 +149,23 @@ func (s *Server) OperatorHandler() http.Handler { return s.mux("operator", s.Ope
 
 func (s *Server) mux(api string, routes []Route) http.Handler {
 	mux := http.NewServeMux()
+	// paths knows every pattern without its method, to tell a wrong method
+	// (405) from a wrong path (404) in the documented error format.
+	paths := http.NewServeMux()
+	allowed := map[string][]string{}
 	for _, rt := range routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.instrument(api, rt.Pattern, rt.handler))
+		if allowed[rt.Pattern] == nil {
+			paths.Handle(rt.Pattern, http.NotFoundHandler())
+		}
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
 	mux.Handle("/", s.instrument(api, "unmatched", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
+			writeError(w, newProblem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "this endpoint takes "+strings.Join(allowed[pattern], ", ")))
+			return
+		}
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such endpoint; see api/openapi.yaml"))
 	}))
 	return mux

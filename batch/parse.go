@@ -32,6 +32,8 @@ var ErrTooManyItems = fmt.Errorf("a batch holds at most %d items", MaxItems)
 type FormatError struct {
 	Row     int
 	Message string
+	// Field names an unknown field of a JSON batch object.
+	Field string
 }
 
 func (e *FormatError) Error() string {
@@ -99,7 +101,7 @@ var requiredColumns = []string{"reference_id", "bank_code", "account_number", "a
 // emit is called for each item in order; a row of the wrong shape or a
 // value of the wrong type is reported to rowErr and parsing goes on.
 func ParseCSV(r io.Reader, emit func(Item) error, rowErr func(RowError)) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(&utf8Reader{r: r}, 64<<10)
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
 	}
@@ -174,6 +176,10 @@ func ParseCSV(r io.Reader, emit func(Item) error, rowErr func(RowError)) error {
 }
 
 func csvError(err error) error {
+	var fe *FormatError
+	if errors.As(err, &fe) {
+		return err
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return &FormatError{Row: max(pe.StartLine-1, 0), Message: "CSV syntax: " + pe.Err.Error()}
@@ -202,7 +208,7 @@ func truncate(s string, n int) string {
 // trailing data are errors. The header fields may come before or after the
 // items; h is complete only when ParseJSON returns.
 func ParseJSON(r io.Reader, h *Header, emit func(Item) error, rowErr func(RowError)) error {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&utf8Reader{r: r})
 	dec.DisallowUnknownFields()
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
@@ -234,7 +240,7 @@ func ParseJSON(r io.Reader, h *Header, emit func(Item) error, rowErr func(RowErr
 				return err
 			}
 		default:
-			return &FormatError{Message: fmt.Sprintf("unknown field %q in the batch object (fields: reference_id, mode, items)", truncate(key, 40))}
+			return &FormatError{Field: truncate(key, 40), Message: fmt.Sprintf("unknown field %q in the batch object (fields: reference_id, mode, items)", truncate(key, 40))}
 		}
 	}
 	if err := expectDelim(dec, '}'); err != nil {
@@ -337,6 +343,10 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 }
 
 func jsonError(err error) error {
+	var fe *FormatError
+	if errors.As(err, &fe) {
+		return err
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &FormatError{Message: "the JSON batch ends early"}
 	}
@@ -345,4 +355,55 @@ func jsonError(err error) error {
 		return &FormatError{Message: fmt.Sprintf("JSON syntax error at byte %d", se.Offset)}
 	}
 	return err // a read error from the body (size limit, client gone): not the batch's fault
+}
+
+// ErrNotUTF8: the body is not valid UTF-8.
+var ErrNotUTF8 = &FormatError{Message: "the body is not valid UTF-8"}
+
+// utf8Reader passes a stream through and fails with ErrNotUTF8 at the first
+// invalid sequence. It validates in chunks, holding back at most 3 bytes of
+// a sequence split between reads of the underlying reader.
+type utf8Reader struct {
+	r     io.Reader
+	buf   []byte
+	ready []byte // validated, not yet handed out (a window of buf)
+	tail  []byte // an incomplete sequence at the end of the last chunk
+	err   error
+}
+
+func (u *utf8Reader) Read(p []byte) (int, error) {
+	for len(u.ready) == 0 {
+		if u.err != nil {
+			return 0, u.err
+		}
+		if u.buf == nil {
+			u.buf = make([]byte, 32<<10)
+		}
+		n := copy(u.buf, u.tail)
+		m, err := u.r.Read(u.buf[n:])
+		n += m
+		u.err = err
+		valid := n
+		if err == nil {
+			for back := 1; back <= 3 && back <= n; back++ {
+				if b := u.buf[n-back]; b < 0x80 {
+					break
+				} else if utf8.RuneStart(b) {
+					if !utf8.FullRune(u.buf[n-back : n]) {
+						valid = n - back
+					}
+					break
+				}
+			}
+		}
+		if !utf8.Valid(u.buf[:valid]) {
+			u.err, u.ready, u.tail = ErrNotUTF8, nil, nil
+			return 0, ErrNotUTF8
+		}
+		u.tail = append(u.tail[:0:0], u.buf[valid:n]...)
+		u.ready = u.buf[:valid]
+	}
+	k := copy(p, u.ready)
+	u.ready = u.ready[k:]
+	return k, nil
 }

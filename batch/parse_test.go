@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func readCSV(t *testing.T, body string, h Header) (*Parsed, error) {
@@ -172,5 +174,47 @@ func checkParsed(t *testing.T, p *Parsed) {
 	}
 	if len(p.Items)+p.InvalidRows != p.Rows {
 		t.Fatalf("%d items + %d invalid != %d rows", len(p.Items), p.InvalidRows, p.Rows)
+	}
+}
+
+func TestUTF8Reader(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{"plain ascii", true},
+		{"héllo wörld — 日本語 🙂", true},
+		{"bad \xff byte", false},
+		{"truncated \xe6\x97", false},
+		{"overlong \xc0\xaf", false},
+	} {
+		// One byte per underlying read: every multi-byte sequence is split.
+		got, err := io.ReadAll(&utf8Reader{r: iotest.OneByteReader(strings.NewReader(c.in))})
+		if c.ok && (err != nil || string(got) != c.in) {
+			t.Errorf("%q: got %q, %v", c.in, got, err)
+		}
+		if !c.ok && !errors.Is(err, ErrNotUTF8) {
+			t.Errorf("%q: got %v, want ErrNotUTF8", c.in, err)
+		}
+	}
+}
+
+func TestUTF8ReaderTinyBuffers(t *testing.T) {
+	in := "héllo wörld — 日本語 🙂 end"
+	u := &utf8Reader{r: iotest.HalfReader(strings.NewReader(in))}
+	var out []byte
+	buf := make([]byte, 2)
+	for {
+		n, err := u.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(out) != in {
+		t.Fatalf("got %q", out)
 	}
 }

@@ -1,7 +1,9 @@
 // Package merchant holds the businesses that use disburse: their two
 // environments (sandbox and production), secret keys and per-environment
-// settings such as fees and limits. Money is the ledger package's; activating
-// an environment opens its ledger accounts through it.
+// settings such as fees and limits, the access settings (callback URL and
+// secret, IP whitelist, rate limits) with their audit log, and the token
+// buckets of the rate limits. Money is the ledger package's; activating an
+// environment opens its ledger accounts through it.
 package merchant
 
 import (
@@ -12,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -32,11 +35,21 @@ var (
 	ErrExists = errors.New("merchant: already exists")
 )
 
-// Principal is who a secret key authenticates.
+// Principal is who a secret key authenticates, with the environment's
+// access settings that every request checks.
 type Principal struct {
 	MerchantID  string
 	Environment string
 	KeyID       string
+	// Retiring: the key has an expiry (it was rotated away and is in its
+	// grace period). Such a key may still read and pay, but not change
+	// settings or rotate again.
+	Retiring bool
+	// IPWhitelist: the networks calls may come from; empty allows every address.
+	IPWhitelist []netip.Prefix
+	// Limits: the operator's request rates for this environment; a zero
+	// field takes the service default.
+	Limits Limits
 }
 
 // Settings are one environment's fee and limits.
@@ -81,10 +94,14 @@ func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
 // caller opens ledger accounts and deposits in the same transaction). It is
 // a no-op when the environment is already active; active reports which.
 func ActivateEnvironment(ctx context.Context, tx pgx.Tx, merchantID, environment string, s Settings) (created bool, err error) {
+	secret, err := NewCallbackSecret()
+	if err != nil {
+		return false, err
+	}
 	tag, err := tx.Exec(ctx, `INSERT INTO merchant_environments
-		(merchant_id, environment, fee_flat, fee_bps, max_per_payout, max_per_day)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-		merchantID, environment, s.FeeFlat, s.FeeBPS, s.MaxPerPayout, s.MaxPerDay)
+		(merchant_id, environment, fee_flat, fee_bps, max_per_payout, max_per_day, callback_secret)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+		merchantID, environment, s.FeeFlat, s.FeeBPS, s.MaxPerPayout, s.MaxPerDay, secret)
 	if err != nil {
 		return false, fmt.Errorf("activate %s: %w", environment, err)
 	}
@@ -120,8 +137,8 @@ func AddKey(ctx context.Context, tx pgx.Tx, merchantID, environment, key string)
 	}
 	id := "key_" + hex.EncodeToString(idBytes)
 	sum := sha256.Sum256([]byte(key))
-	_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, merchant_id, environment, hash) VALUES ($1, $2, $3, $4)`,
-		id, merchantID, environment, sum[:])
+	_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, merchant_id, environment, hash, hint) VALUES ($1, $2, $3, $4, $5)`,
+		id, merchantID, environment, sum[:], KeyHint(environment, key))
 	if err != nil {
 		return "", fmt.Errorf("store key: %w", err)
 	}
@@ -144,8 +161,12 @@ func (s *Store) Authenticate(ctx context.Context, key string, now time.Time) (Pr
 	var p Principal
 	var stored []byte
 	var expires, revoked *time.Time
-	err := s.db.QueryRow(ctx, `SELECT id, merchant_id, environment, hash, expires_at, revoked_at
-		FROM api_keys WHERE hash = $1`, sum[:]).Scan(&p.KeyID, &p.MerchantID, &p.Environment, &stored, &expires, &revoked)
+	var whitelist []string
+	err := s.db.QueryRow(ctx, `SELECT k.id, k.merchant_id, k.environment, k.hash, k.expires_at, k.revoked_at,
+			e.ip_whitelist, e.rate_create_per_second, e.rate_read_per_second
+		FROM api_keys k JOIN merchant_environments e USING (merchant_id, environment)
+		WHERE k.hash = $1`, sum[:]).Scan(&p.KeyID, &p.MerchantID, &p.Environment, &stored, &expires, &revoked,
+		&whitelist, &p.Limits.CreatePerSecond, &p.Limits.ReadPerSecond)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, ErrUnauthorized
 	}
@@ -155,6 +176,10 @@ func (s *Store) Authenticate(ctx context.Context, key string, now time.Time) (Pr
 	if subtle.ConstantTimeCompare(stored, sum[:]) != 1 || p.Environment != env ||
 		revoked != nil || (expires != nil && !now.Before(*expires)) {
 		return Principal{}, ErrUnauthorized
+	}
+	p.Retiring = expires != nil
+	if p.IPWhitelist, err = parseStoredWhitelist(whitelist); err != nil {
+		return Principal{}, fmt.Errorf("%s/%s: %w", p.MerchantID, p.Environment, err)
 	}
 	return p, nil
 }

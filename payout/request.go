@@ -97,7 +97,7 @@ func (r *Request) Validate() []FieldError {
 		switch {
 		case len(value) > max:
 			add(field, "TOO_LONG", "%s must be at most %d bytes", field, max)
-		case !cleanText(value):
+		case !CleanText(value):
 			add(field, "INVALID_CHARACTERS", "%s must be UTF-8 text without control characters", field)
 		}
 	}
@@ -108,11 +108,11 @@ func (r *Request) Validate() []FieldError {
 		add("metadata", "TOO_MANY_KEYS", "metadata may hold at most %d keys", MaxMetadataKeys)
 	}
 	for _, k := range sortedKeys(r.Metadata) {
-		if k == "" || len(k) > MaxMetadataKey || !cleanText(k) {
+		if k == "" || len(k) > MaxMetadataKey || !CleanText(k) {
 			add("metadata", "INVALID_KEY", "metadata keys must be 1 to %d characters of text", MaxMetadataKey)
 			break
 		}
-		if v := r.Metadata[k]; len(v) > MaxMetadataValue || !cleanText(v) {
+		if v := r.Metadata[k]; len(v) > MaxMetadataValue || !CleanText(v) {
 			add("metadata."+k, "INVALID_VALUE", "metadata values must be at most %d bytes of text", MaxMetadataValue)
 		}
 	}
@@ -136,8 +136,9 @@ func isReference(s string) bool {
 	return true
 }
 
-// cleanText reports whether s is valid UTF-8 without control characters.
-func cleanText(s string) bool {
+// CleanText reports whether s is valid UTF-8 without control characters:
+// the rule for every free-text field of the APIs.
+func CleanText(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}

@@ -35,6 +35,7 @@ type devConfig struct {
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
 	partitions                                      int
+	access                                          accessConfig
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -50,7 +51,11 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "use this PostgreSQL instead of the embedded one")
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
+	c.access.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.access.apply(&api.Server{}); err != nil {
 		return err
 	}
 	if c.operatorToken == "" {
@@ -124,6 +129,9 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8)
+	if err := c.access.apply(apiServer); err != nil {
+		return err
+	}
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err

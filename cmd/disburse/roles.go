@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas"
@@ -18,8 +19,10 @@ func runAPI(ctx context.Context, args []string) error {
 	var apiAddr, operatorAddr, operatorToken, bankURL string
 	var inquiryTTL time.Duration
 	var nameThreshold float64
+	var access accessConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	access.register(fs, false)
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
@@ -34,6 +37,9 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	if nameThreshold <= 0 || nameThreshold > 1 {
 		return fmt.Errorf("--name-match-threshold must be in (0, 1], got %v", nameThreshold)
+	}
+	if err := access.apply(&api.Server{}); err != nil {
+		return err // a flag is wrong: say so before connecting to anything
 	}
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
@@ -53,6 +59,9 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold)
+	if err := access.apply(s); err != nil {
+		return err
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
