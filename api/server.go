@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -43,9 +44,12 @@ type Server struct {
 	Payouts   *payout.Store
 	Merchants *merchant.Store
 	Ledger    *ledger.Store
+	Callbacks *callbacks.Store
 	Kafka     *kgo.Client
 	Topics    events.Topics
-	Log       *slog.Logger
+	// CallbackPolicy decides which callback URLs may be set.
+	CallbackPolicy callbacks.Policy
+	Log            *slog.Logger
 	// OperatorToken authenticates the operator API; empty refuses every call.
 	OperatorToken string
 	// Now is the clock (tests inject one).
@@ -72,6 +76,11 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/disbursements/{id}", s.authed(s.getDisbursement)},
 		{"GET", "/v1/balance", s.authed(s.getBalance)},
 		{"GET", "/v1/banks", s.authed(s.listBanks)},
+		{"GET", "/v1/events", s.authed(s.listEvents)},
+		{"GET", "/v1/callbacks", s.authed(s.listCallbacks)},
+		{"GET", "/v1/callbacks/{id}", s.authed(s.getCallback)},
+		{"POST", "/v1/callbacks/{id}/redeliver", s.authed(s.redeliverCallback)},
+		{"POST", "/v1/settings/callback-secret/rotate", s.authed(s.rotateCallbackSecret)},
 	}
 }
 

@@ -36,6 +36,7 @@ type devConfig struct {
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
 	partitions                                      int
+	callbacks                                       callbackConfig
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -51,7 +52,15 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "use this PostgreSQL instead of the embedded one")
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
+	c.callbacks.register(fs, true)
+	// The demo's sandbox posts callbacks to local receivers.
+	insecure := fs.Lookup("callbacks-allow-insecure-sandbox")
+	_ = insecure.Value.Set("true")
+	insecure.DefValue = "true"
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.callbacks.validate(); err != nil {
 		return err
 	}
 	if c.operatorToken == "" {
@@ -124,7 +133,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	apiServer := newAPIServer(pool, producer, topics, c.operatorToken)
+	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, c.callbacks)
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err
@@ -141,7 +150,7 @@ func runDev(ctx context.Context, args []string) error {
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
 	for _, name := range stageNames {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks}); err != nil {
 			stopStages()
 			return err
 		}

@@ -81,13 +81,14 @@ func startPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
 	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics,
-		bank: httpbank.New(bankSrv.URL, httpbank.WithTimeout(time.Second))}
+		bank:      httpbank.New(bankSrv.URL, httpbank.WithTimeout(time.Second)),
+		callbacks: callbackConfig{allowInsecureSandbox: true, attemptTimeout: 2 * time.Second, retryBase: 100 * time.Millisecond, retryMax: time.Second}}
 	for _, name := range stageNames {
 		if err := st.start(stageCtx, name, deps); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.api = httptest.NewServer(newAPIServer(pool, p.kafka, p.topics, testOperatorToken).Handler())
+	p.api = httptest.NewServer(newAPIServer(pool, p.kafka, p.topics, testOperatorToken, deps.callbacks).Handler())
 	p.stop = func() {
 		if p.stopped {
 			return

@@ -17,8 +17,10 @@ import (
 func runAPI(ctx context.Context, args []string) error {
 	var c common
 	var apiAddr, operatorAddr, operatorToken string
+	var cb callbackConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	cb.register(fs, false)
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
 	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
 	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
@@ -26,6 +28,9 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := c.validate(); err != nil {
+		return err
+	}
+	if err := cb.validate(); err != nil {
 		return err
 	}
 	if len(operatorToken) < 16 {
@@ -45,7 +50,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken)
+	s := newAPIServer(pool, producer, topics, operatorToken, cb)
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
@@ -67,15 +72,20 @@ func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var stageList, bankURL string
 	var bankTimeout time.Duration
+	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
+	cb.register(fs, true)
+	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 10*time.Second, "timeout of one bank call; a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
+		return err
+	}
+	if err := cb.validate(); err != nil {
 		return err
 	}
 	names := splitList(stageList)
@@ -107,7 +117,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var st stages
 	bank := httpbank.New(bankURL, httpbank.WithTimeout(bankTimeout))
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb}); err != nil {
 			stop()
 			_ = st.wait()
 			return err

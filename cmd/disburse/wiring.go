@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,11 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
+	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/callbackstage"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/ledgerstage"
 	"github.com/disburse/disburse/schemas/events"
@@ -44,20 +48,22 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // newAPIServer wires the HTTP handlers.
-func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string) *api.Server {
+func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string, cb callbackConfig) *api.Server {
 	return &api.Server{
-		Payouts:       payout.NewStore(pool),
-		Merchants:     merchant.NewStore(pool),
-		Ledger:        ledger.NewStore(pool),
-		Kafka:         kafka,
-		Topics:        topics,
-		Log:           slog.Default(),
-		OperatorToken: operatorToken,
+		Payouts:        payout.NewStore(pool),
+		Merchants:      merchant.NewStore(pool),
+		Ledger:         ledger.NewStore(pool),
+		Callbacks:      cb.store(pool),
+		CallbackPolicy: cb.policy(),
+		Kafka:          kafka,
+		Topics:         topics,
+		Log:            slog.Default(),
+		OperatorToken:  operatorToken,
 	}
 }
 
 // stageNames are the stages `worker --stages` accepts.
-var stageNames = []string{"ledger", "dispatch"}
+var stageNames = []string{"ledger", "dispatch", "callbacks"}
 
 // stages runs consumer stages, each with its own Kafka client and group.
 type stages struct {
@@ -74,6 +80,7 @@ type stageDeps struct {
 	groupPrefix string
 	topics      events.Topics
 	bank        connectors.Connector
+	callbacks   callbackConfig
 }
 
 // start launches the named stage; it consumes until ctx ends.
@@ -82,16 +89,19 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	if s.errs == nil {
 		s.errs = make(chan error, len(stageNames))
 	}
-	var group, topic string
+	var group string
+	var topic []string
 	switch name {
 	case "ledger":
-		group, topic = deps.groupPrefix+"ledger", topics.Requests
+		group, topic = deps.groupPrefix+"ledger", []string{topics.Requests}
 	case "dispatch":
-		group, topic = deps.groupPrefix+"dispatch", topics.Dispatch
+		group, topic = deps.groupPrefix+"dispatch", []string{topics.Dispatch}
+	case "callbacks":
+		group, topic = deps.groupPrefix+"callbacks", []string{topics.Status, topics.Batches}
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}
-	cl, err := processor.NewClient(brokers, processor.ConsumerOpts(group, topic)...)
+	cl, err := processor.NewClient(brokers, processor.ConsumerOpts(group, topic...)...)
 	if err != nil {
 		return err
 	}
@@ -104,6 +114,10 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		run = st.Run
 	case "dispatch":
 		st := &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Bank: bank, Kafka: cl, Topics: topics, Log: log}
+		run = st.Run
+	case "callbacks":
+		store := deps.callbacks.store(pool)
+		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
 	}
 	s.wg.Add(1)
@@ -130,5 +144,70 @@ func (s *stages) wait() error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// callbackConfig is the callbacks' configuration, shared by the api role
+// (URL checks, secret rotation) and the callbacks stage (delivery).
+type callbackConfig struct {
+	allowInsecureSandbox bool
+	attemptTimeout       time.Duration
+	retryBase, retryMax  time.Duration
+	retryFor             time.Duration
+	secretGrace          time.Duration
+	perEndpoint          int
+	concurrency          int
+}
+
+// register adds the callback flags; delivery adds the worker's.
+func (c *callbackConfig) register(fs *flag.FlagSet, delivery bool) {
+	fs.BoolVar(&c.allowInsecureSandbox, "callbacks-allow-insecure-sandbox", false,
+		"let sandbox callback URLs use plain http and loopback or private addresses (development and tests; production is never relaxed)")
+	fs.DurationVar(&c.retryFor, "callback-retry-for", callbacks.DefaultRetryFor, "how long a callback is retried before it is marked failed")
+	fs.DurationVar(&c.secretGrace, "callback-secret-grace", callbacks.DefaultSecretGrace, "how long a rotated-out callback secret keeps signing")
+	if !delivery {
+		return
+	}
+	fs.DurationVar(&c.attemptTimeout, "callback-attempt-timeout", 10*time.Second, "timeout of one callback attempt")
+	fs.DurationVar(&c.retryBase, "callback-retry-base", 10*time.Second, "first callback retry delay; doubles per attempt, with jitter")
+	fs.DurationVar(&c.retryMax, "callback-retry-max", time.Hour, "longest callback retry delay")
+	fs.IntVar(&c.perEndpoint, "callback-per-endpoint", 4, "callback attempts in flight per merchant environment")
+	fs.IntVar(&c.concurrency, "callback-concurrency", 64, "callback attempts in flight per process")
+}
+
+func (c callbackConfig) validate() error {
+	switch {
+	case c.retryFor < time.Minute:
+		return fmt.Errorf("--callback-retry-for must be at least 1m, got %s", c.retryFor)
+	case c.secretGrace < 0:
+		return fmt.Errorf("--callback-secret-grace must not be negative")
+	case c.attemptTimeout < 0 || c.retryBase < 0 || c.retryMax < c.retryBase:
+		return fmt.Errorf("--callback-attempt-timeout, --callback-retry-base must be positive and --callback-retry-max at least the base")
+	case c.perEndpoint < 0 || c.concurrency < 0:
+		return fmt.Errorf("--callback-per-endpoint and --callback-concurrency must be positive")
+	}
+	return nil
+}
+
+func (c callbackConfig) policy() callbacks.Policy {
+	return callbacks.Policy{AllowInsecureSandbox: c.allowInsecureSandbox}
+}
+
+func (c callbackConfig) store(pool *pgxpool.Pool) *callbacks.Store {
+	s := callbacks.NewStore(pool)
+	if c.retryFor > 0 {
+		s.RetryFor = c.retryFor
+	}
+	if c.secretGrace > 0 {
+		s.SecretGrace = c.secretGrace
+	}
+	return s
+}
+
+func (c callbackConfig) worker(store *callbacks.Store, log *slog.Logger) *callbacks.Worker {
+	return &callbacks.Worker{
+		Store: store, Policy: c.policy(), Log: log,
+		MaxConcurrent: c.concurrency, PerEndpoint: c.perEndpoint, AttemptTimeout: c.attemptTimeout,
+		Backoff: retry.Backoff{Base: c.retryBase, Max: c.retryMax},
 	}
 }

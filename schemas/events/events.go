@@ -4,7 +4,8 @@
 //
 //	requests  key: merchant id       Request   (api -> ledger)
 //	dispatch  key: disbursement id   Dispatch  (ledger -> dispatch)
-//	status    key: merchant id       Status    (ledger, dispatch -> callbacks, sink)
+//	status    key: merchant id       Status          (ledger, dispatch -> callbacks, sink)
+//	batches   key: merchant id       BatchCompleted  (batches -> callbacks)
 package events
 
 import "time"
@@ -15,6 +16,7 @@ type Topics struct {
 	Requests string
 	Dispatch string
 	Status   string
+	Batches  string
 }
 
 // NewTopics returns the topic names under prefix, e.g. "disburse.".
@@ -23,11 +25,12 @@ func NewTopics(prefix string) Topics {
 		Requests: prefix + "requests",
 		Dispatch: prefix + "dispatch",
 		Status:   prefix + "status",
+		Batches:  prefix + "batches",
 	}
 }
 
 // All lists every topic, for creating them.
-func (t Topics) All() []string { return []string{t.Requests, t.Dispatch, t.Status} }
+func (t Topics) All() []string { return []string{t.Requests, t.Dispatch, t.Status, t.Batches} }
 
 // Request is an accepted payout request, published by the API after the
 // PENDING row exists. The ledger stage debits it.
@@ -69,4 +72,27 @@ type Status struct {
 	FailureCode    string    `json:"failure_code,omitempty"`
 	Version        int       `json:"version"`
 	At             time.Time `json:"at"`
+}
+
+// BatchCompleted announces that every item of a batch reached a terminal
+// status. It is published once per batch (duplicates are harmless: the
+// callback stage derives the callback id from the batch id). Counts maps an
+// item status (COMPLETED, FAILED, ...) to the items and money in it.
+type BatchCompleted struct {
+	BatchID     string                `json:"batch_id"`
+	MerchantID  string                `json:"merchant_id"`
+	Environment string                `json:"environment"`
+	ReferenceID string                `json:"reference_id"`
+	Status      string                `json:"status"` // COMPLETED
+	TotalCount  int                   `json:"total_count"`
+	TotalAmount int64                 `json:"total_amount"`
+	Currency    string                `json:"currency"`
+	Counts      map[string]BatchTotal `json:"counts"`
+	CompletedAt time.Time             `json:"completed_at"`
+}
+
+// BatchTotal is the number and sum of a batch's items in one status.
+type BatchTotal struct {
+	Count  int   `json:"count"`
+	Amount int64 `json:"amount"`
 }
