@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/ledger"
@@ -51,7 +52,8 @@ func newEnv(t *testing.T) *env {
 	}
 	s := &api.Server{
 		Payouts: payout.NewStore(pool), Merchants: merchant.NewStore(pool), Ledger: ledger.NewStore(pool),
-		Kafka: cl, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OperatorToken: operatorToken,
+		Callbacks: callbacks.NewStore(pool),
+		Kafka:     cl, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OperatorToken: operatorToken,
 	}
 	e := &env{pool: pool, kafka: cl, topics: topics, srv: httptest.NewServer(s.Handler()), op: httptest.NewServer(s.OperatorHandler())}
 	t.Cleanup(e.srv.Close)
