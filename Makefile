@@ -27,6 +27,7 @@ FUZZTIME ?= 30s
 fuzz:
 	go test -run XXX -fuzz FuzzDecodeStrict -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME) ./connectors
+	go test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./callbacks/signature
 
 services-up:
 	@deploy/services.sh up
