@@ -203,7 +203,15 @@ func TestRetriedUntilDelivered(t *testing.T) {
 	failed := h.settle(t, "m1", "bad", 3, payout.Failed)
 	// A PROCESSING event is not announced.
 	h.settle(t, "m1", "mid", 2, payout.Processing)
-	all := append(append([]string{}, completed...), failed...)
+	// A completed batch, announced twice.
+	batch := processor.JSONRecord(h.topics.Batches, "m1", events.BatchCompleted{BatchID: "bat_1", MerchantID: "m1",
+		Environment: payout.Sandbox, ReferenceID: "payroll-may", Status: "COMPLETED", TotalCount: 8, TotalAmount: 80_000,
+		Currency: "IDR", Counts: map[string]events.BatchTotal{"COMPLETED": {Count: 5, Amount: 50_000}, "FAILED": {Count: 3, Amount: 30_000}},
+		CompletedAt: time.Now()})
+	if err := processor.Produce(ctx, h.producer, batch, batch); err != nil {
+		t.Fatal(err)
+	}
+	all := append(append([]string{"bat_1"}, completed...), failed...)
 	waitFor(t, 30*time.Second, "every callback delivered", func() bool { return rc.deliveredCount() == len(all) })
 	time.Sleep(200 * time.Millisecond) // nothing more may come
 
@@ -220,8 +228,15 @@ func TestRetriedUntilDelivered(t *testing.T) {
 		body := rc.bodies[id]
 		types[body["type"].(string)]++
 		data := body["data"].(map[string]any)
-		if data["version"].(float64) != 2 || body["created_at"] == nil {
-			t.Errorf("callback %s body %v", id, body)
+		switch body["type"] {
+		case callbacks.TypeBatchCompleted:
+			if data["id"] != "bat_1" || data["total_count"].(float64) != 8 || data["counts"] == nil {
+				t.Errorf("batch callback %s body %v", id, body)
+			}
+		default:
+			if data["version"].(float64) != 2 || body["created_at"] == nil || data["reference_id"] == "" {
+				t.Errorf("callback %s body %v", id, body)
+			}
 		}
 		c, err := h.store.Get(ctx, "m1", payout.Sandbox, id)
 		if err != nil {
@@ -240,7 +255,7 @@ func TestRetriedUntilDelivered(t *testing.T) {
 			}
 		}
 	}
-	if types[callbacks.TypeCompleted] != 5 || types[callbacks.TypeFailed] != 3 {
+	if types[callbacks.TypeCompleted] != 5 || types[callbacks.TypeFailed] != 3 || types[callbacks.TypeBatchCompleted] != 1 {
 		t.Errorf("callback types %v", types)
 	}
 	if n := fixture.Count(t, h.pool, `SELECT count(*) FROM callbacks`); n != len(all) {
