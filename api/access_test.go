@@ -390,7 +390,7 @@ func TestSettingsPatchRejectsBadInputAndChangesNothing(t *testing.T) {
 func TestInsecureSandboxCallbacks(t *testing.T) {
 	e := newEnv(t)
 	s := e.newServer(e.pool)
-	s.InsecureSandboxCallbacks = true
+	s.CallbackPolicy.AllowInsecureSandbox = true
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	live := activateProduction(t, e, "m1")

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
@@ -118,7 +119,9 @@ func (e *env) newServer(pool *pgxpool.Pool) *api.Server {
 		Kafka: e.kafka, Topics: e.topics, Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OperatorToken: operatorToken, Now: e.clock.Now, KeyGracePeriod: time.Hour,
 		TrustedProxies: trustedProxies, Limits: merchant.Limits{CreatePerSecond: 1000, ReadPerSecond: 1000},
-		Bank: httpbank.New(e.bankURL),
+		Bank: httpbank.New(e.bankURL), Callbacks: callbacks.NewStore(pool),
+		// Test hosts resolve to a documentation address: nothing is sent there.
+		CallbackPolicy: callbacks.Policy{Resolver: publicResolver{}},
 	}
 }
 
@@ -387,4 +390,16 @@ func TestOperatorInvoiceBilling(t *testing.T) {
 		t.Fatalf("list: %d %s", l.status, l.raw)
 	}
 	fixture.Audit(t, e.pool)
+}
+
+// publicResolver resolves every host name to a public address (only the
+// URL check asks it; these tests deliver nothing), except names of the form
+// *.loopback.test, which resolve to 127.0.0.1 (a name pointing inside).
+type publicResolver struct{}
+
+func (publicResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if strings.HasSuffix(host, ".loopback.test") {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
 }

@@ -73,7 +73,15 @@ func endpoints(id string) map[string]endpoint {
 				{"control character", "", `{"callback_url":"https://example.com/a\u0000"}`, 422, "VALIDATION_ERROR"},
 				{"number for a list", "", `{"ip_whitelist":99999999999999999999}`, 422, "VALIDATION_ERROR"},
 			}},
-		"POST /v1/settings/secret-key/rotate": {path: "/v1/settings/secret-key/rotate", crossStatus: 201},
+		"POST /v1/settings/secret-key/rotate":      {path: "/v1/settings/secret-key/rotate", crossStatus: 201},
+		"POST /v1/settings/callback-secret/rotate": {path: "/v1/settings/callback-secret/rotate", crossStatus: 200},
+		"GET /v1/events": {path: "/v1/events", crossStatus: 200,
+			hostile: []hostile{{"limit out of range", "/v1/events?limit=0", "", 422, "VALIDATION_ERROR"},
+				{"bad cursor", "/v1/events?after=%00", "", 422, "VALIDATION_ERROR"}}},
+		"GET /v1/callbacks": {path: "/v1/callbacks", crossStatus: 200,
+			hostile: []hostile{{"unknown status", "/v1/callbacks?status=bogus", "", 422, "VALIDATION_ERROR"}}},
+		"GET /v1/callbacks/{id}":            {path: "/v1/callbacks/" + id, crossStatus: 404},
+		"POST /v1/callbacks/{id}/redeliver": {path: "/v1/callbacks/" + id + "/redeliver", crossStatus: 404},
 
 		"POST /operator/v1/merchants": {path: "/operator/v1/merchants", body: `{"id":"m9","name":"Nine"}`,
 			hostile: []hostile{{"control character", "", `{"id":"m9","name":"Ni\u0007ne"}`, 422, "VALIDATION_ERROR"}}},
@@ -114,7 +122,7 @@ func endpoints(id string) map[string]endpoint {
 func dbState(t *testing.T, pool *pgxpool.Pool, environment string) string {
 	t.Helper()
 	tables := []string{"merchants", "merchant_environments", "api_keys", "accounts", "journal_entries", "postings", "disbursements",
-		"settings_audit", "operator_audit", "batches", "invoices", "payout_events"}
+		"settings_audit", "operator_audit", "batches", "invoices", "payout_events", "callbacks", "callback_secrets"}
 	var parts []string
 	for _, table := range tables {
 		where := ""

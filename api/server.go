@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
@@ -55,6 +56,7 @@ type Server struct {
 	Payouts   *payout.Store
 	Merchants *merchant.Store
 	Ledger    *ledger.Store
+	Callbacks *callbacks.Store
 	Kafka     *kgo.Client
 	Topics    events.Topics
 	Log       *slog.Logger
@@ -67,6 +69,8 @@ type Server struct {
 	// NameMatchThreshold is the connectors.NameScore a given holder name
 	// needs (0: connectors.DefaultNameThreshold).
 	NameMatchThreshold float64
+	// CallbackPolicy decides which callback URLs may be set.
+	CallbackPolicy callbacks.Policy
 	// OperatorToken authenticates the operator API; empty refuses every call.
 	OperatorToken string
 	// Now is the clock (tests inject one).
@@ -80,9 +84,6 @@ type Server struct {
 	// Limits are the request rates of environments the operator has not
 	// configured; zero fields take DefaultLimits.
 	Limits merchant.Limits
-	// InsecureSandboxCallbacks lets sandbox callback URLs use http and
-	// loopback or private addresses (for local development).
-	InsecureSandboxCallbacks bool
 }
 
 func (s *Server) now() time.Time {
@@ -115,6 +116,11 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
 		{"PATCH", "/v1/settings", s.authed(read, s.patchSettings)},
 		{"POST", "/v1/settings/secret-key/rotate", s.authed(read, s.rotateKey)},
+		{"GET", "/v1/events", s.authed(read, s.listEvents)},
+		{"GET", "/v1/callbacks", s.authed(read, s.listCallbacks)},
+		{"GET", "/v1/callbacks/{id}", s.authed(read, s.getCallback)},
+		{"POST", "/v1/callbacks/{id}/redeliver", s.authed(create, s.redeliverCallback)},
+		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
 	}
 }
 

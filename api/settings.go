@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,20 @@ type settingsView struct {
 	Warnings       []string        `json:"warnings,omitempty"`
 }
 
+// callbackSecret is the secret callbacks are signed with now: the callback
+// store's current one (the store seeds it from the secret made at
+// activation, and rotation replaces it).
+func (s *Server) callbackSecret(ctx context.Context, v *settingsView, p merchant.Principal) error {
+	if s.Callbacks == nil {
+		return nil
+	}
+	secret, err := s.Callbacks.Secret(ctx, p.MerchantID, p.Environment)
+	if err == nil {
+		v.CallbackSecret = secret
+	}
+	return err
+}
+
 func (s *Server) view(a merchant.Access) settingsView {
 	v := settingsView{
 		Environment: a.Environment, CallbackURL: a.CallbackURL, CallbackSecret: a.CallbackSecret,
@@ -45,7 +60,12 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request, p merchant.
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, s.view(a))
+	v := s.view(a)
+	if err := s.callbackSecret(r.Context(), &v, p); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // settingsPatch is PATCH /v1/settings: a field left out, or null, stays as it is.
@@ -202,10 +222,18 @@ func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, p merchan
 		writeError(w, prob)
 		return
 	}
-	ch, errs := in.validate(p.Environment, s.InsecureSandboxCallbacks)
+	ch, errs := in.validate(p.Environment, s.CallbackPolicy.AllowInsecureSandbox)
 	if len(errs) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", errs...))
 		return
+	}
+	// The literal rules passed; now what the host name resolves to (a name
+	// pointing at loopback or a private network is refused too).
+	if in.CallbackURL != nil && *in.CallbackURL != "" && s.Callbacks != nil {
+		if prob := s.checkCallbackURL(r.Context(), p.Environment, *in.CallbackURL); prob != nil {
+			writeError(w, prob)
+			return
+		}
 	}
 	if _, err := s.Merchants.Access(r.Context(), p.MerchantID, p.Environment, s.now()); err != nil {
 		s.internalError(w, r, err) // makes the callback secret of an environment that has none yet
@@ -217,6 +245,10 @@ func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, p merchan
 		return
 	}
 	v := s.view(a)
+	if err := s.callbackSecret(r.Context(), &v, p); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	if ch.IPWhitelist != nil {
 		if addr := s.clientAddr(r); !merchant.Allows(a.IPWhitelist, addr) {
 			v.Warnings = append(v.Warnings, "ip_whitelist does not include the address of this call ("+addrString(addr)+

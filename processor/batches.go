@@ -30,13 +30,14 @@ func BatchCompletions(ctx context.Context, store *batch.Store, topic string, ds 
 		if b.Status != "COMPLETED" || b.CompletedAt == nil {
 			continue
 		}
-		counts := make(map[string]events.Count, len(b.Counts))
+		counts := make(map[string]events.BatchTotal, len(b.Counts))
 		for st, c := range b.Counts {
-			counts[st] = events.Count{Count: c.Count, Amount: c.Amount}
+			counts[st] = events.BatchTotal{Count: c.Count, Amount: c.Amount}
 		}
 		out = append(out, JSONRecord(topic, b.MerchantID, events.BatchCompleted{
 			BatchID: b.ID, MerchantID: b.MerchantID, Environment: b.Environment, ReferenceID: b.ReferenceID,
-			ItemCount: b.ItemCount, TotalAmount: b.TotalAmount, Counts: counts, CompletedAt: b.CompletedAt.UTC(),
+			Status: b.Status, TotalCount: b.ItemCount, TotalAmount: b.TotalAmount, Currency: b.Currency,
+			Counts: counts, CompletedAt: b.CompletedAt.UTC(),
 		}))
 	}
 	return out, nil

@@ -4,8 +4,9 @@
 // has finished with it. Each stage lives in its own sub-package and is its
 // own consumer group:
 //
-//	ledgerstage  requests -> debit in Postgres -> dispatch + status
-//	dispatch     dispatch -> bank -> settle in Postgres -> status
+//	ledgerstage    requests -> debit in Postgres -> dispatch + status
+//	dispatch       dispatch -> bank -> settle in Postgres -> status
+//	callbackstage  status, batches -> callbacks recorded in Postgres -> delivered to merchants
 //
 // Delivery between stages is at least once; every stage is idempotent on
 // the disbursement id, so a redelivered record changes nothing twice.

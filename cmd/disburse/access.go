@@ -12,10 +12,9 @@ import (
 
 // accessConfig is the merchant access configuration of the api and dev roles.
 type accessConfig struct {
-	keyGrace                 time.Duration
-	trustedProxies           string
-	rateCreate, rateRead     int
-	insecureSandboxCallbacks bool
+	keyGrace             time.Duration
+	trustedProxies       string
+	rateCreate, rateRead int
 }
 
 func (a *accessConfig) register(fs *flag.FlagSet, insecureSandboxDefault bool) {
@@ -23,7 +22,6 @@ func (a *accessConfig) register(fs *flag.FlagSet, insecureSandboxDefault bool) {
 	fs.StringVar(&a.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For names the client (default: none; the socket's peer is the client)")
 	fs.IntVar(&a.rateCreate, "rate-create", api.DefaultLimits.CreatePerSecond, "default create calls per second per merchant environment (burst twice that); the operator overrides it per merchant")
 	fs.IntVar(&a.rateRead, "rate-read", api.DefaultLimits.ReadPerSecond, "default other calls per second per merchant environment (burst twice that); the operator overrides it per merchant")
-	fs.BoolVar(&a.insecureSandboxCallbacks, "sandbox-insecure-callbacks", insecureSandboxDefault, "let sandbox callback URLs use http and loopback or private hosts")
 }
 
 // apply validates the settings, naming the flag at fault, and sets them on s.
@@ -48,6 +46,5 @@ func (a *accessConfig) apply(s *api.Server) error {
 	s.KeyGracePeriod = a.keyGrace
 	s.TrustedProxies = proxies
 	s.Limits = merchant.Limits{CreatePerSecond: a.rateCreate, ReadPerSecond: a.rateRead}
-	s.InsecureSandboxCallbacks = a.insecureSandboxCallbacks
 	return nil
 }

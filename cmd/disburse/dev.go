@@ -36,6 +36,7 @@ type devConfig struct {
 	embeddedPort                                    int
 	partitions                                      int
 	access                                          accessConfig
+	callbacks                                       callbackConfig
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -52,7 +53,15 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
 	c.access.register(fs, true)
+	c.callbacks.register(fs, true)
+	// The demo's sandbox posts callbacks to local receivers.
+	insecure := fs.Lookup("callbacks-allow-insecure-sandbox")
+	_ = insecure.Value.Set("true")
+	insecure.DefValue = "true"
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.callbacks.validate(); err != nil {
 		return err
 	}
 	if err := c.access.apply(&api.Server{}); err != nil {
@@ -128,7 +137,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8)
+	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8, c.callbacks)
 	if err := c.access.apply(apiServer); err != nil {
 		return err
 	}
@@ -148,7 +157,7 @@ func runDev(ctx context.Context, args []string) error {
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
 	for _, name := range stageNames {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks}); err != nil {
 			stopStages()
 			return err
 		}

@@ -123,6 +123,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
 	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, bank: p.guard,
+		callbacks: callbackConfig{allowInsecureSandbox: true, attemptTimeout: 2 * time.Second, retryBase: 100 * time.Millisecond, retryMax: time.Second},
 		tune: func(st *dispatch.Stage) {
 			st.UnknownWindow = 5 * time.Second
 			st.ParkBackoff = dispatch.BackoffConfig{Base: 200 * time.Millisecond, Max: time.Second}
@@ -137,7 +138,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 			t.Fatal(err)
 		}
 	}
-	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8)
+	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8, deps.callbacks)
 	apiSrv.Profiles = cfg.profiles
 	apiSrv.Now = cfg.now
 	p.api = httptest.NewServer(apiSrv.Handler())

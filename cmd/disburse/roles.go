@@ -20,9 +20,11 @@ func runAPI(ctx context.Context, args []string) error {
 	var inquiryTTL time.Duration
 	var nameThreshold float64
 	var access accessConfig
+	var cb callbackConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
 	access.register(fs, false)
+	cb.register(fs, false)
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
@@ -41,6 +43,9 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := access.apply(&api.Server{}); err != nil {
 		return err // a flag is wrong: say so before connecting to anything
 	}
+	if err := cb.validate(); err != nil {
+		return err
+	}
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
 	}
@@ -58,7 +63,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold)
+	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold, cb)
 	if err := access.apply(s); err != nil {
 		return err
 	}
@@ -83,15 +88,20 @@ func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var stageList, bankURL string
 	var bankTimeout time.Duration
+	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
+	cb.register(fs, true)
+	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
+		return err
+	}
+	if err := cb.validate(); err != nil {
 		return err
 	}
 	names := splitList(stageList)
@@ -123,7 +133,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var st stages
 	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb}); err != nil {
 			stop()
 			_ = st.wait()
 			return err

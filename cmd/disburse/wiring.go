@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,12 +14,15 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/batch"
+	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/httpbank"
+	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/callbackstage"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/ledgerstage"
 	"github.com/disburse/disburse/schemas/events"
@@ -49,13 +53,15 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // newAPIServer wires the HTTP handlers.
 // bank answers account inquiries; its answers are cached per instance for
 // inquiryTTL.
-func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string, bank *connectors.Guard, inquiryTTL time.Duration, nameThreshold float64) *api.Server {
+func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, operatorToken string, bank *connectors.Guard, inquiryTTL time.Duration, nameThreshold float64, cb callbackConfig) *api.Server {
 	return &api.Server{
 		Bank:               connectors.NewInquiryCache(bank, inquiryTTL, inquiryCacheSize),
 		NameMatchThreshold: nameThreshold,
 		Payouts:            payout.NewStore(pool),
 		Merchants:          merchant.NewStore(pool),
 		Ledger:             ledger.NewStore(pool),
+		Callbacks:          cb.store(pool),
+		CallbackPolicy:     cb.policy(),
 		Kafka:              kafka,
 		Topics:             topics,
 		Log:                slog.Default(),
@@ -67,7 +73,7 @@ func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, o
 const inquiryCacheSize = 100_000
 
 // stageNames are the stages `worker --stages` accepts.
-var stageNames = []string{"ledger", "dispatch"}
+var stageNames = []string{"ledger", "dispatch", "callbacks"}
 
 // stages runs consumer stages, each with its own Kafka client and group.
 type stages struct {
@@ -88,6 +94,8 @@ type stageDeps struct {
 	// tune adjusts the dispatch stage before it starts (tests shorten its
 	// windows).
 	tune func(*dispatch.Stage)
+	// callbacks configures the callback stage.
+	callbacks callbackConfig
 }
 
 // start launches the named stage; it consumes until ctx ends.
@@ -103,6 +111,8 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		group, subs = deps.groupPrefix+"ledger", []string{topics.Requests}
 	case "dispatch":
 		group, subs = deps.groupPrefix+"dispatch", []string{topics.Dispatch, topics.DispatchRetry}
+	case "callbacks":
+		group, subs = deps.groupPrefix+"callbacks", []string{topics.Status, topics.Batches}
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}
@@ -130,6 +140,10 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	case "dispatch":
 		dst.Kafka = cl
 		run = dst.Run
+	case "callbacks":
+		store := deps.callbacks.store(pool)
+		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
+		run = st.Run
 	}
 	topic := strings.Join(subs, ",")
 	s.wg.Add(1)
@@ -173,4 +187,69 @@ func newBank(url string, timeout time.Duration) *connectors.Guard {
 	}
 	// The guard applies each bank's timeout; the client's own is off.
 	return connectors.NewGuard(httpbank.New(url, httpbank.WithTimeout(0)), profiles, nil)
+}
+
+// callbackConfig is the callbacks' configuration, shared by the api role
+// (URL checks, secret rotation) and the callbacks stage (delivery).
+type callbackConfig struct {
+	allowInsecureSandbox bool
+	attemptTimeout       time.Duration
+	retryBase, retryMax  time.Duration
+	retryFor             time.Duration
+	secretGrace          time.Duration
+	perEndpoint          int
+	concurrency          int
+}
+
+// register adds the callback flags; delivery adds the worker's.
+func (c *callbackConfig) register(fs *flag.FlagSet, delivery bool) {
+	fs.BoolVar(&c.allowInsecureSandbox, "callbacks-allow-insecure-sandbox", false,
+		"let sandbox callback URLs use plain http and loopback or private addresses (development and tests; production is never relaxed)")
+	fs.DurationVar(&c.retryFor, "callback-retry-for", callbacks.DefaultRetryFor, "how long a callback is retried before it is marked failed")
+	fs.DurationVar(&c.secretGrace, "callback-secret-grace", callbacks.DefaultSecretGrace, "how long a rotated-out callback secret keeps signing")
+	if !delivery {
+		return
+	}
+	fs.DurationVar(&c.attemptTimeout, "callback-attempt-timeout", 10*time.Second, "timeout of one callback attempt")
+	fs.DurationVar(&c.retryBase, "callback-retry-base", 10*time.Second, "first callback retry delay; doubles per attempt, with jitter")
+	fs.DurationVar(&c.retryMax, "callback-retry-max", time.Hour, "longest callback retry delay")
+	fs.IntVar(&c.perEndpoint, "callback-per-endpoint", 4, "callback attempts in flight per merchant environment")
+	fs.IntVar(&c.concurrency, "callback-concurrency", 64, "callback attempts in flight per process")
+}
+
+func (c callbackConfig) validate() error {
+	switch {
+	case c.retryFor < time.Minute:
+		return fmt.Errorf("--callback-retry-for must be at least 1m, got %s", c.retryFor)
+	case c.secretGrace < 0:
+		return fmt.Errorf("--callback-secret-grace must not be negative")
+	case c.attemptTimeout < 0 || c.retryBase < 0 || c.retryMax < c.retryBase:
+		return fmt.Errorf("--callback-attempt-timeout, --callback-retry-base must be positive and --callback-retry-max at least the base")
+	case c.perEndpoint < 0 || c.concurrency < 0:
+		return fmt.Errorf("--callback-per-endpoint and --callback-concurrency must be positive")
+	}
+	return nil
+}
+
+func (c callbackConfig) policy() callbacks.Policy {
+	return callbacks.Policy{AllowInsecureSandbox: c.allowInsecureSandbox}
+}
+
+func (c callbackConfig) store(pool *pgxpool.Pool) *callbacks.Store {
+	s := callbacks.NewStore(pool)
+	if c.retryFor > 0 {
+		s.RetryFor = c.retryFor
+	}
+	if c.secretGrace > 0 {
+		s.SecretGrace = c.secretGrace
+	}
+	return s
+}
+
+func (c callbackConfig) worker(store *callbacks.Store, log *slog.Logger) *callbacks.Worker {
+	return &callbacks.Worker{
+		Store: store, Policy: c.policy(), Log: log,
+		MaxConcurrent: c.concurrency, PerEndpoint: c.perEndpoint, AttemptTimeout: c.attemptTimeout,
+		Backoff: retry.Backoff{Base: c.retryBase, Max: c.retryMax},
+	}
 }

@@ -5,8 +5,8 @@
 //	requests  key: merchant id       Request   (api -> ledger)
 //	dispatch  key: disbursement id   Dispatch  (ledger -> dispatch)
 //	dispatch-retry  key: disbursement id   Dispatch with NotBefore  (dispatch -> dispatch: parked payouts)
-//	status    key: merchant id       Status    (ledger, dispatch -> callbacks, sink)
-//	batches   key: merchant id       BatchCompleted (ledger, dispatch -> callbacks, sink)
+//	status    key: merchant id       Status          (ledger, dispatch -> callbacks, sink)
+//	batches   key: merchant id       BatchCompleted  (ledger, dispatch -> callbacks, sink)
 package events
 
 import "time"
@@ -89,21 +89,25 @@ type Status struct {
 	At             time.Time `json:"at"`
 }
 
-// BatchCompleted says every item of a batch reached a terminal status. It
-// may be published more than once; BatchID identifies it.
+// BatchCompleted announces that every item of a batch reached a terminal
+// status. It is published once per batch (duplicates are harmless: the
+// callback stage derives the callback id from the batch id). Counts maps an
+// item status (COMPLETED, FAILED, ...) to the items and money in it.
 type BatchCompleted struct {
-	BatchID     string           `json:"batch_id"`
-	MerchantID  string           `json:"merchant_id"`
-	Environment string           `json:"environment"`
-	ReferenceID string           `json:"reference_id"`
-	ItemCount   int              `json:"item_count"`
-	TotalAmount int64            `json:"total_amount"`
-	Counts      map[string]Count `json:"counts"`
-	CompletedAt time.Time        `json:"completed_at"`
+	BatchID     string                `json:"batch_id"`
+	MerchantID  string                `json:"merchant_id"`
+	Environment string                `json:"environment"`
+	ReferenceID string                `json:"reference_id"`
+	Status      string                `json:"status"` // COMPLETED
+	TotalCount  int                   `json:"total_count"`
+	TotalAmount int64                 `json:"total_amount"`
+	Currency    string                `json:"currency"`
+	Counts      map[string]BatchTotal `json:"counts"`
+	CompletedAt time.Time             `json:"completed_at"`
 }
 
-// Count is a number of items and their amount.
-type Count struct {
+// BatchTotal is the number and sum of a batch's items in one status.
+type BatchTotal struct {
 	Count  int   `json:"count"`
 	Amount int64 `json:"amount"`
 }
