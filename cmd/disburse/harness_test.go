@@ -23,6 +23,7 @@ import (
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
+	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/schemas/events"
@@ -141,6 +142,9 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8, deps.callbacks)
 	apiSrv.Profiles = cfg.profiles
 	apiSrv.Now = cfg.now
+	// The pipeline tests and benchmarks send faster than a merchant's default
+	// budget; the rate limits have tests of their own (api/access_test.go).
+	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}
 	p.api = httptest.NewServer(apiSrv.Handler())
 	p.operator = httptest.NewServer(apiSrv.OperatorHandler())
 	p.stop = func() {
