@@ -15,7 +15,8 @@ import (
 // of payouts in ClickHouse's latest-state table must equal the payouts
 // table's, and the ledger's balances must equal the report totals
 // (paid out = amount COMPLETED, fees = fee of COMPLETED and REVERSED, in
-// flight = amount + fee PROCESSING). PENDING payouts are not compared:
+// flight = amount + fee PROCESSING), and the daily aggregates must count
+// as many status changes as the ledger's event feed. PENDING payouts are not compared:
 // they have not been debited and have no status event yet. Run it when
 // the pipeline is idle; payouts in flight between the two stores show as
 // differences.
@@ -61,6 +62,50 @@ func Reports(ctx context.Context, pool *pgxpool.Pool, st *reports.Store) (Report
 			r.Violations = append(r.Violations, fmt.Sprintf(
 				"reports: %s/%s %s %s: clickhouse has %d payouts, amount %d, fee %d; postgres has %d, %d, %d",
 				k.merchant, k.env, k.status, k.currency, ch[k].count, ch[k].amount, ch[k].fee, pg[k].count, pg[k].amount, pg[k].fee))
+		}
+	}
+
+	// The daily aggregates count every status change once: as many as the
+	// ledger's event feed holds.
+	changes, err := st.StatusChanges(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	type evKey struct{ merchant, env, status string }
+	chEvents := map[evKey]int64{}
+	for _, c := range changes {
+		chEvents[evKey{c.MerchantID, c.Environment, c.Status}] += c.Count
+	}
+	pgEvents := map[evKey]int64{}
+	erows, err := pool.Query(ctx, `SELECT merchant_id, environment, status, count(*) FROM payout_events
+		WHERE status <> 'PENDING' GROUP BY 1, 2, 3`)
+	if err != nil {
+		return Report{}, fmt.Errorf("event totals: %w", err)
+	}
+	for erows.Next() {
+		var k evKey
+		var n int64
+		if err := erows.Scan(&k.merchant, &k.env, &k.status, &n); err != nil {
+			return Report{}, err
+		}
+		pgEvents[k] = n
+	}
+	if err := erows.Err(); err != nil {
+		return Report{}, err
+	}
+	evKeys := map[evKey]bool{}
+	for k := range chEvents {
+		evKeys[k] = true
+	}
+	for k := range pgEvents {
+		evKeys[k] = true
+	}
+	for k := range evKeys {
+		r.Checks++
+		if chEvents[k] != pgEvents[k] {
+			r.Violations = append(r.Violations, fmt.Sprintf(
+				"reports: %s/%s: the daily aggregates count %d changes to %s, the ledger's event feed %d",
+				k.merchant, k.env, chEvents[k], k.status, pgEvents[k]))
 		}
 	}
 

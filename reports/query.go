@@ -254,3 +254,26 @@ func IsParamError(err error) bool {
 	var pe *ParamError
 	return errors.As(err, &pe)
 }
+
+// StatusChanges returns, from the daily aggregates, how many times every
+// merchant environment's payouts reached each status, for reconciliation
+// with the ledger's event feed.
+func (s *Store) StatusChanges(ctx context.Context) ([]Total, error) {
+	q := fmt.Sprintf(`SELECT merchant_id, environment, status, currency, sum(payouts) AS count, sum(amount) AS amount, sum(fee) AS fee
+FROM %s
+GROUP BY merchant_id, environment, status, currency
+ORDER BY merchant_id, environment, status, currency`, s.table("daily_status"))
+	var out []Total
+	err := s.eng.QueryJSON(ctx, q, func(row []byte) error {
+		var t Total
+		if err := json.Unmarshal(row, &t); err != nil {
+			return err
+		}
+		out = append(out, t)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("status changes: %w", err)
+	}
+	return out, nil
+}
