@@ -45,7 +45,9 @@ type Server struct {
 	Ledger    *ledger.Store
 	Kafka     *kgo.Client
 	Topics    events.Topics
-	Log       *slog.Logger
+	// Reports serves /v1/reports/*; nil answers 503.
+	Reports Reports
+	Log     *slog.Logger
 	// OperatorToken authenticates the operator API; empty refuses every call.
 	OperatorToken string
 	// Now is the clock (tests inject one).
@@ -72,6 +74,8 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/disbursements/{id}", s.authed(s.getDisbursement)},
 		{"GET", "/v1/balance", s.authed(s.getBalance)},
 		{"GET", "/v1/banks", s.authed(s.listBanks)},
+		{"GET", "/v1/reports/summary", s.authed(s.getReportSummary)},
+		{"GET", "/v1/reports/disbursements.csv", s.authed(s.getReportCSV)},
 	}
 }
 
@@ -129,6 +133,10 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { // a handler cutting a streamed answer short
+					requests.WithLabelValues(api, route, "aborted").Observe(time.Since(start).Seconds())
+					panic(v)
+				}
 				s.Log.Error("handler panic", "request_id", id, "route", route, "panic", fmt.Sprint(v))
 				writeError(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; quote request id "+id))
 			}
