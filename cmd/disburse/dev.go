@@ -22,6 +22,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/reports/chdb"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -36,6 +37,7 @@ type devConfig struct {
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
 	partitions                                      int
+	reports                                         reportsConfig
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -51,8 +53,12 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "use this PostgreSQL instead of the embedded one")
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
+	c.reports.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if c.reports.addr == "" && c.reports.chdbPath == "" {
+		c.reports.chdbPath = filepath.Join(c.dataDir, "chdb") // the embedded default
 	}
 	if c.operatorToken == "" {
 		b := make([]byte, 16)
@@ -124,7 +130,24 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	// Reports: the ClickHouse engine in the process (or --clickhouse-addr).
+	// Without the engine library the demo runs without reports.
+	rs, err := c.reports.openMigrated(ctx)
+	if errors.Is(err, chdb.ErrNotInstalled) {
+		log.Warn("reports off: the ClickHouse engine library is not installed; run deploy/chdb.sh (make run does)", "err", err)
+		rs, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+	}
+
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken)
+	if rs != nil {
+		apiServer.Reports = rs
+	}
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err
@@ -141,7 +164,10 @@ func runDev(ctx context.Context, args []string) error {
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
 	for _, name := range stageNames {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank}); err != nil {
+		if name == "sink" && rs == nil {
+			continue
+		}
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, reports: rs}); err != nil {
 			stopStages()
 			return err
 		}
@@ -165,6 +191,7 @@ Send a payout:
 Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/disbursements/<id>
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
+  curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
 `, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
 

@@ -21,6 +21,7 @@ import (
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -34,6 +35,7 @@ type pipeline struct {
 	kafka   *kgo.Client
 	bank    *banksim.Server
 	api     *httptest.Server
+	reports *reports.Store
 	key     string // sandbox key of merchant m1
 	stopped bool
 	stop    func()
@@ -80,14 +82,17 @@ func startPipeline(t *testing.T, brokers []string, prefix string) *pipeline {
 
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
+	p.reports = fixture.Reports(t)
 	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics,
-		bank: httpbank.New(bankSrv.URL, httpbank.WithTimeout(time.Second))}
+		bank: httpbank.New(bankSrv.URL, httpbank.WithTimeout(time.Second)), reports: p.reports}
 	for _, name := range stageNames {
 		if err := st.start(stageCtx, name, deps); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.api = httptest.NewServer(newAPIServer(pool, p.kafka, p.topics, testOperatorToken).Handler())
+	apiServer := newAPIServer(pool, p.kafka, p.topics, testOperatorToken)
+	apiServer.Reports = p.reports
+	p.api = httptest.NewServer(apiServer.Handler())
 	p.stop = func() {
 		if p.stopped {
 			return

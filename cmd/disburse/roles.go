@@ -16,9 +16,11 @@ import (
 
 func runAPI(ctx context.Context, args []string) error {
 	var c common
+	var rc reportsConfig
 	var apiAddr, operatorAddr, operatorToken string
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
+	rc.register(fs)
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
 	fs.StringVar(&operatorAddr, "operator-addr", "127.0.0.1:8081", "operator API address")
 	fs.StringVar(&operatorToken, "operator-token", "", "operator API token (required)")
@@ -46,6 +48,14 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken)
+	rs, err := rc.open(ctx)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+		s.Reports = rs
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
@@ -65,11 +75,13 @@ func runAPI(ctx context.Context, args []string) error {
 
 func runWorker(ctx context.Context, args []string) error {
 	var c common
+	var rc reportsConfig
 	var stageList, bankURL string
 	var bankTimeout time.Duration
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch")
+	rc.register(fs)
+	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, sink (needs ClickHouse)")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 10*time.Second, "timeout of one bank call; a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
@@ -97,6 +109,13 @@ func runWorker(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, admin, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
+	rs, err := rc.open(ctx)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
@@ -107,7 +126,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var st stages
 	bank := httpbank.New(bankURL, httpbank.WithTimeout(bankTimeout))
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, reports: rs}); err != nil {
 			stop()
 			_ = st.wait()
 			return err
@@ -132,13 +151,24 @@ func runBanksim(ctx context.Context, args []string) error {
 
 func runMigrate(ctx context.Context, args []string) error {
 	var url string
+	var rc reportsConfig
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
+	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL")
+	rc.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if url == "" {
-		return fmt.Errorf("missing --postgres-url (DISBURSE_POSTGRES_URL)")
+	if url == "" && !rc.configured() {
+		return fmt.Errorf("missing --postgres-url (DISBURSE_POSTGRES_URL), and no ClickHouse (--clickhouse-addr or --chdb-path) to migrate")
 	}
-	return schemas.MigratePostgres(ctx, url, func(f string, a ...any) { slog.Info(fmt.Sprintf(f, a...)) })
+	if url != "" {
+		if err := schemas.MigratePostgres(ctx, url, func(f string, a ...any) { slog.Info(fmt.Sprintf(f, a...)) }); err != nil {
+			return err
+		}
+	}
+	st, err := rc.openMigrated(ctx)
+	if st != nil {
+		st.Engine().Close()
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/ledgerstage"
+	"github.com/disburse/disburse/processor/sink"
+	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -57,7 +60,7 @@ func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, o
 }
 
 // stageNames are the stages `worker --stages` accepts.
-var stageNames = []string{"ledger", "dispatch"}
+var stageNames = []string{"ledger", "dispatch", "sink"}
 
 // stages runs consumer stages, each with its own Kafka client and group.
 type stages struct {
@@ -74,6 +77,8 @@ type stageDeps struct {
 	groupPrefix string
 	topics      events.Topics
 	bank        connectors.Connector
+	// reports is the ClickHouse store of the sink stage.
+	reports *reports.Store
 }
 
 // start launches the named stage; it consumes until ctx ends.
@@ -88,6 +93,11 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		group, topic = deps.groupPrefix+"ledger", topics.Requests
 	case "dispatch":
 		group, topic = deps.groupPrefix+"dispatch", topics.Dispatch
+	case "sink":
+		if deps.reports == nil {
+			return errors.New("stage sink needs ClickHouse: set --clickhouse-addr or --chdb-path")
+		}
+		group, topic = deps.groupPrefix+"sink", topics.Status
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}
@@ -104,6 +114,9 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		run = st.Run
 	case "dispatch":
 		st := &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Bank: bank, Kafka: cl, Topics: topics, Log: log}
+		run = st.Run
+	case "sink":
+		st := &sink.Stage{Feeds: []sink.Feed{&sink.StatusFeed{Name: topics.Status, Reports: deps.reports, Log: log}}, Kafka: cl, Log: log}
 		run = st.Run
 	}
 	s.wg.Add(1)
