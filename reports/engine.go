@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,12 +55,12 @@ func (e *embedded) QueryJSON(_ context.Context, query string, fn func([]byte) er
 		return err
 	}
 	for len(out) > 0 {
-		line, rest, _ := strings.Cut(string(out), "\n")
-		out = []byte(rest)
-		if line == "" {
+		var line []byte
+		line, out, _ = bytes.Cut(out, []byte{'\n'})
+		if len(line) == 0 {
 			continue
 		}
-		if err := fn([]byte(line)); err != nil {
+		if err := fn(line); err != nil {
 			return err
 		}
 	}

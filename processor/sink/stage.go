@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -102,7 +103,9 @@ func (f *StatusFeed) Write(ctx context.Context, records []*kgo.Record) error {
 	evs := make([]events.Status, 0, len(records))
 	for _, r := range records {
 		var ev events.Status
-		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.DisbursementID == "" {
+		// No disbursement id holds a line break; the look-up of stored
+		// events relies on it (reports.Store.InsertStatus).
+		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.DisbursementID == "" || strings.ContainsRune(ev.DisbursementID, '\n') {
 			f.Log.Error("skipping malformed status record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			continue
 		}
