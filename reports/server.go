@@ -22,7 +22,6 @@ func OpenServer(ctx context.Context, addr, user, password string) (Engine, error
 		Addr:        []string{addr},
 		Auth:        clickhouse.Auth{Username: user, Password: password},
 		DialTimeout: 10 * time.Second,
-		Settings:    clickhouse.Settings{"output_format_json_quote_64bit_integers": 0},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", addr, err)
