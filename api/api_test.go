@@ -29,6 +29,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -46,6 +47,7 @@ type env struct {
 	op      *httptest.Server
 	key     string
 	bankURL string
+	reports *reports.Store
 }
 
 // clock is the injected clock: tests move it instead of sleeping.
@@ -102,6 +104,7 @@ func newEnv(t *testing.T) *env {
 	banks := httptest.NewServer(banksim.New(banksim.Options{}).Handler())
 	t.Cleanup(banks.Close)
 	e := &env{pool: pool, url: url, kafka: cl, topics: topics, clock: &clock{t: time.Now()}, logs: &syncBuffer{}, bankURL: banks.URL}
+	e.reports = fixture.Reports(t)
 	e.s = e.newServer(pool)
 	e.srv, e.op = httptest.NewServer(e.s.Handler()), httptest.NewServer(e.s.OperatorHandler())
 	t.Cleanup(e.srv.Close)
@@ -119,7 +122,7 @@ func (e *env) newServer(pool *pgxpool.Pool) *api.Server {
 		Kafka: e.kafka, Topics: e.topics, Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OperatorToken: operatorToken, Now: e.clock.Now, KeyGracePeriod: time.Hour,
 		TrustedProxies: trustedProxies, Limits: merchant.Limits{CreatePerSecond: 1000, ReadPerSecond: 1000},
-		Bank: httpbank.New(e.bankURL), Callbacks: callbacks.NewStore(pool),
+		Bank: httpbank.New(e.bankURL), Callbacks: callbacks.NewStore(pool), Reports: e.reports,
 		// Test hosts resolve to a documentation address: nothing is sent there.
 		CallbackPolicy: callbacks.Policy{Resolver: publicResolver{}},
 	}

@@ -80,6 +80,11 @@ func endpoints(id string) map[string]endpoint {
 				{"bad cursor", "/v1/events?after=%00", "", 422, "VALIDATION_ERROR"}}},
 		"GET /v1/callbacks": {path: "/v1/callbacks", crossStatus: 200,
 			hostile: []hostile{{"unknown status", "/v1/callbacks?status=bogus", "", 422, "VALIDATION_ERROR"}}},
+		"GET /v1/reports/summary": {path: "/v1/reports/summary?from=2026-11-01&to=2026-11-30&group_by=bank", crossStatus: 200,
+			hostile: []hostile{{"unknown group_by", "/v1/reports/summary?from=2026-11-01&to=2026-11-30&group_by=hour", "", 400, "VALIDATION_ERROR"},
+				{"from after to", "/v1/reports/summary?from=2026-11-30&to=2026-11-01&group_by=day", "", 400, "VALIDATION_ERROR"}}},
+		"GET /v1/reports/disbursements.csv": {path: "/v1/reports/disbursements.csv?from=2026-11-01&to=2026-11-30", crossStatus: 200,
+			hostile: []hostile{{"range over the maximum", "/v1/reports/disbursements.csv?from=2020-01-01&to=2026-11-30", "", 400, "VALIDATION_ERROR"}}},
 		"GET /v1/callbacks/{id}":            {path: "/v1/callbacks/" + id, crossStatus: 404},
 		"POST /v1/callbacks/{id}/redeliver": {path: "/v1/callbacks/" + id + "/redeliver", crossStatus: 404},
 

@@ -71,6 +71,8 @@ type Server struct {
 	NameMatchThreshold float64
 	// CallbackPolicy decides which callback URLs may be set.
 	CallbackPolicy callbacks.Policy
+	// Reports serves /v1/reports/*; nil answers 503.
+	Reports Reports
 	// OperatorToken authenticates the operator API; empty refuses every call.
 	OperatorToken string
 	// Now is the clock (tests inject one).
@@ -121,6 +123,8 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/callbacks/{id}", s.authed(read, s.getCallback)},
 		{"POST", "/v1/callbacks/{id}/redeliver", s.authed(create, s.redeliverCallback)},
 		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
+		{"GET", "/v1/reports/summary", s.authed(read, s.getReportSummary)},
+		{"GET", "/v1/reports/disbursements.csv", s.authed(read, s.getReportCSV)},
 	}
 }
 
@@ -197,6 +201,10 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { // a handler cutting a streamed answer short
+					requests.WithLabelValues(api, route, "aborted").Observe(time.Since(start).Seconds())
+					panic(v)
+				}
 				s.Log.Error("handler panic", "request_id", id, "route", route, "panic", fmt.Sprint(v))
 				writeError(rec, newProblem(http.StatusInternalServerError, CodeInternal, "internal error; quote request id "+id))
 			}

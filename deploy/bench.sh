@@ -11,4 +11,7 @@ trap '"$DEPLOY_DIR/services.sh" down || true' EXIT
 eval "$("$DEPLOY_DIR/services.sh" env)"
 export DISBURSE_TEST_POSTGRES_URL DISBURSE_TEST_KAFKA_BROKERS DISBURSE_REQUIRE_SERVICES=1
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-go test -run '^$' -bench "${BENCH:-.}" -benchtime "${BENCHTIME:-3x}" ./ledger/...
+"$DEPLOY_DIR/chdb.sh" install
+eval "$("$DEPLOY_DIR/chdb.sh" env)"
+export DISBURSE_CHDB_DIR
+go test -run '^$' -bench "${BENCH:-.}" -benchtime "${BENCHTIME:-3x}" ./ledger/... ./reports/...

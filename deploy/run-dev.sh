@@ -4,7 +4,9 @@
 # --postgres-url or DISBURSE_POSTGRES_URL names one. Where the embedded
 # server cannot run (it cannot be fetched, or initdb refuses to run as
 # root), this falls back to the local PostgreSQL of deploy/postgres.sh and
-# says so. Extra arguments go to `disburse dev` (e.g. --sandbox-key ...).
+# says so. The ClickHouse engine of the reports (chDB) is installed once by
+# deploy/chdb.sh; without it (no python3 with pip) the demo runs without
+# reports. Extra arguments go to `disburse dev` (e.g. --sandbox-key ...).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,6 +14,12 @@ cd "$REPO_ROOT"
 
 say "building bin/disburse"
 go build -o bin/disburse ./cmd/disburse
+if "$DEPLOY_DIR/chdb.sh" install; then
+  eval "$("$DEPLOY_DIR/chdb.sh" env)"
+  export DISBURSE_CHDB_DIR
+else
+  say "the reports engine could not be installed; the demo runs without reports"
+fi
 
 for a in "$@"; do
   [[ "$a" == --postgres-url* ]] && exec bin/disburse dev "$@"

@@ -26,6 +26,9 @@ say "starting services"
 "$DEPLOY_DIR/services.sh" up
 eval "$("$DEPLOY_DIR/services.sh" env)"
 export DISBURSE_TEST_POSTGRES_URL DISBURSE_TEST_KAFKA_BROKERS
+"$DEPLOY_DIR/chdb.sh" install # the ClickHouse engine for the reports tests
+eval "$("$DEPLOY_DIR/chdb.sh" env)"
+export DISBURSE_CHDB_DIR
 export DISBURSE_REQUIRE_SERVICES=1
 
 say "running go test -race -count=1 -timeout 25m ./... (services up in $((SECONDS - start))s)"

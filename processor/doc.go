@@ -7,6 +7,7 @@
 //	ledgerstage    requests -> debit in Postgres -> dispatch + status
 //	dispatch       dispatch -> bank -> settle in Postgres -> status
 //	callbackstage  status, batches -> callbacks recorded in Postgres -> delivered to merchants
+//	sink           status -> ClickHouse (reports), in large batches
 //
 // Delivery between stages is at least once; every stage is idempotent on
 // the disbursement id, so a redelivered record changes nothing twice.

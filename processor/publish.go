@@ -26,6 +26,7 @@ func StatusEvent(topic string, d payout.Disbursement) *kgo.Record {
 		Status:         string(d.Status),
 		Version:        d.Version,
 		At:             d.UpdatedAt.UTC(),
+		CreatedAt:      d.CreatedAt.UTC(),
 	}
 	if d.BatchID != nil {
 		ev.BatchID = *d.BatchID

@@ -1,6 +1,8 @@
 // Package schemas holds the data contracts of disburse in one place: the
 // Postgres migrations (postgres/*.sql, applied by `disburse migrate` with
-// goose) and, in the events sub-package, the Kafka event payloads.
+// goose), the ClickHouse migrations of the reports store (clickhouse/*.sql,
+// applied by `disburse migrate` through package reports) and, in the
+// events sub-package, the Kafka event payloads.
 package schemas
 
 import "embed"
@@ -9,3 +11,9 @@ import "embed"
 //
 //go:embed postgres/*.sql
 var Postgres embed.FS
+
+// ClickHouse holds the numbered ClickHouse migrations of the reports
+// store (package reports applies them); {db} stands for the database.
+//
+//go:embed clickhouse/*.sql
+var ClickHouse embed.FS

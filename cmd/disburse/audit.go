@@ -12,7 +12,11 @@ import (
 func runAudit(ctx context.Context, args []string) error {
 	var url string
 	var stuck time.Duration
+	var withReports bool
+	var rc reportsConfig
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.BoolVar(&withReports, "reports", false, "also reconcile the ClickHouse reports with Postgres (needs --clickhouse-addr or --chdb-path)")
+	rc.register(fs)
 	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
 	fs.DurationVar(&stuck, "stuck-after", time.Hour, "flag payouts still PENDING or PROCESSING after this long")
 	if err := parseFlags(fs, args); err != nil {
@@ -29,6 +33,22 @@ func runAudit(ctx context.Context, args []string) error {
 	r, err := audit.Run(ctx, pool, audit.Options{StuckAfter: stuck})
 	if err != nil {
 		return err
+	}
+	if withReports {
+		if !rc.configured() {
+			return fmt.Errorf("--reports needs --clickhouse-addr or --chdb-path")
+		}
+		st, err := rc.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Engine().Close()
+		rr, err := audit.Reports(ctx, pool, st)
+		if err != nil {
+			return err
+		}
+		r.Checks += rr.Checks
+		r.Violations = append(r.Violations, rr.Violations...)
 	}
 	fmt.Println(r)
 	if !r.OK() {

@@ -21,6 +21,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/reports/chdb"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -37,6 +38,7 @@ type devConfig struct {
 	partitions                                      int
 	access                                          accessConfig
 	callbacks                                       callbackConfig
+	reports                                         reportsConfig
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -54,6 +56,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
 	c.access.register(fs, true)
 	c.callbacks.register(fs, true)
+	c.reports.register(fs)
 	// The demo's sandbox posts callbacks to local receivers.
 	insecure := fs.Lookup("callbacks-allow-insecure-sandbox")
 	_ = insecure.Value.Set("true")
@@ -66,6 +69,9 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if err := c.access.apply(&api.Server{}); err != nil {
 		return err
+	}
+	if c.reports.addr == "" && c.reports.chdbPath == "" {
+		c.reports.chdbPath = filepath.Join(c.dataDir, "chdb") // the embedded default
 	}
 	if c.operatorToken == "" {
 		b := make([]byte, 16)
@@ -137,9 +143,26 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	// Reports: the ClickHouse engine in the process (or --clickhouse-addr).
+	// Without the engine library the demo runs without reports.
+	rs, err := c.reports.openMigrated(ctx)
+	if errors.Is(err, chdb.ErrNotInstalled) {
+		log.Warn("reports off: the ClickHouse engine library is not installed; run deploy/chdb.sh (make run does)", "err", err)
+		rs, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+	}
+
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8, c.callbacks)
 	if err := c.access.apply(apiServer); err != nil {
 		return err
+	}
+	if rs != nil {
+		apiServer.Reports = rs
 	}
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
@@ -157,7 +180,10 @@ func runDev(ctx context.Context, args []string) error {
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
 	for _, name := range stageNames {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks}); err != nil {
+		if name == "sink" && rs == nil {
+			continue
+		}
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs}); err != nil {
 			stopStages()
 			return err
 		}
@@ -181,6 +207,7 @@ Send a payout:
 Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/disbursements/<id>
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
+  curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
 `, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
 

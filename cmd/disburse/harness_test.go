@@ -26,6 +26,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
+	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -42,6 +43,7 @@ type pipeline struct {
 	operator *httptest.Server
 	guard    *connectors.Guard
 	meter    *bankMeter
+	reports  *reports.Store
 	key      string // sandbox key of merchant m1
 	stopped  bool
 	stop     func()
@@ -123,7 +125,8 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
-	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, bank: p.guard,
+	p.reports = fixture.Reports(t)
+	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, bank: p.guard, reports: p.reports,
 		callbacks: callbackConfig{allowInsecureSandbox: true, attemptTimeout: 2 * time.Second, retryBase: 100 * time.Millisecond, retryMax: time.Second},
 		tune: func(st *dispatch.Stage) {
 			st.UnknownWindow = 5 * time.Second
@@ -142,6 +145,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8, deps.callbacks)
 	apiSrv.Profiles = cfg.profiles
 	apiSrv.Now = cfg.now
+	apiSrv.Reports = p.reports
 	// The pipeline tests and benchmarks send faster than a merchant's default
 	// budget; the rate limits have tests of their own (api/access_test.go).
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/disburse/disburse/audit"
 
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
@@ -62,11 +66,20 @@ func exercisePipeline(t *testing.T, p *pipeline) {
 	}
 	waitStatus(t, base, key, slowID, "COMPLETED")
 
+	// The other failures, for the reports. (3333's bank return is not
+	// acted on by the pipeline yet; the sink test covers REVERSED.)
+	others := map[string]string{"1111": "FAILED", "9999": "FAILED"}
+	for suffix, want := range others {
+		_, o, _ := call(t, base, key, "POST", "/v1/disbursements", map[string]string{"Idempotency-Key": "k-" + suffix}, payoutBody("r-"+suffix, "123456"+suffix, 100_000))
+		waitStatus(t, base, key, o["id"].(string), want)
+	}
+
 	_, after, _ := call(t, base, key, "GET", "/v1/balance", nil, nil)
-	want := start - (150_000 + 2500) - (300_000 + 2500) // the failed one is returned whole
+	want := start - (150_000 + 2500) - (300_000 + 2500) // the failed ones are returned whole
 	if got := mustNumber(t, after, "available"); got != want || mustNumber(t, after, "pending") != 0 {
 		t.Fatalf("balance %v, want available %d", after, want)
 	}
+	checkReports(t, p)
 	for _, id := range []string{okID, badID, slowID} {
 		if n := p.bank.Received(id); n != 1 {
 			t.Errorf("bank received %s %d times, want 1", id, n)
@@ -80,4 +93,40 @@ func exercisePipeline(t *testing.T, p *pipeline) {
 		t.Errorf("requests topic has %d records, want at least 3", n)
 	}
 	_ = fmt.Sprint
+}
+
+// checkReports waits for the sink to catch up, then checks that the report
+// totals equal the ledger's (the reconciliation audit) and that the
+// merchant's summary shows every outcome.
+func checkReports(t *testing.T, p *pipeline) {
+	t.Helper()
+	var rep audit.Report
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if rep, err = audit.Reports(context.Background(), p.pool, p.reports); err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !rep.OK() {
+		t.Fatalf("reports do not match the ledger:\n%s", rep)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	_, sum, _ := call(t, p.api.URL, p.key, "GET", "/v1/reports/summary?group_by=status&from="+today+"&to="+today, nil, nil)
+	got := map[string]int64{}
+	for _, r := range sum["data"].([]any) {
+		row := r.(map[string]any)
+		got[row["status"].(string)] += int64(row["count"].(float64))
+	}
+	// Status changes today: 5 debited; 3 failed (0000, 1111, 9999); 2
+	// completed (ok, 2222).
+	want := map[string]int64{"PROCESSING": 5, "COMPLETED": 2, "FAILED": 3}
+	for s, n := range want {
+		if got[s] != n {
+			t.Errorf("summary by status: %v, want %v", got, want)
+			break
+		}
+	}
 }

@@ -192,15 +192,23 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 			t.Errorf("bank received %s: %v", id, rec)
 		}
 	}
-	resp, err := http.Get("http://" + mDispatch + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var metrics bytes.Buffer
-	_, _ = metrics.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(metrics.String(), `disburse_stage_records_total{stage="dispatch"}`) {
-		t.Errorf("dispatch metrics lack disburse_stage_records_total")
+	// The counter moves after the batch's offsets are committed, which
+	// can be a moment after the payouts' statuses are visible.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + mDispatch + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var metrics bytes.Buffer
+		_, _ = metrics.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(metrics.String(), `disburse_stage_records_total{stage="dispatch"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("dispatch metrics lack disburse_stage_records_total after 5 s")
+			break
+		}
 	}
 
 	for _, p := range []*proc{apiProc, ledgerProc, dispatchProc, banks} {

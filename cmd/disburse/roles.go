@@ -21,10 +21,12 @@ func runAPI(ctx context.Context, args []string) error {
 	var nameThreshold float64
 	var access accessConfig
 	var cb callbackConfig
+	var rc reportsConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	c.register(fs)
 	access.register(fs, false)
 	cb.register(fs, false)
+	rc.register(fs)
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
@@ -67,6 +69,14 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := access.apply(s); err != nil {
 		return err
 	}
+	rs, err := rc.open(ctx)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+		s.Reports = rs
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
@@ -86,13 +96,15 @@ func runAPI(ctx context.Context, args []string) error {
 
 func runWorker(ctx context.Context, args []string) error {
 	var c common
+	var rc reportsConfig
 	var stageList, bankURL string
 	var bankTimeout time.Duration
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	cb.register(fs, true)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks")
+	rc.register(fs)
+	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {
@@ -123,6 +135,13 @@ func runWorker(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, admin, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
+	rs, err := rc.open(ctx)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		defer rs.Engine().Close()
+	}
 	var srv servers
 	defer srv.shutdown()
 	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
@@ -133,7 +152,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var st stages
 	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs}); err != nil {
 			stop()
 			_ = st.wait()
 			return err
@@ -158,13 +177,24 @@ func runBanksim(ctx context.Context, args []string) error {
 
 func runMigrate(ctx context.Context, args []string) error {
 	var url string
+	var rc reportsConfig
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
+	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL")
+	rc.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if url == "" {
-		return fmt.Errorf("missing --postgres-url (DISBURSE_POSTGRES_URL)")
+	if url == "" && !rc.configured() {
+		return fmt.Errorf("missing --postgres-url (DISBURSE_POSTGRES_URL), and no ClickHouse (--clickhouse-addr or --chdb-path) to migrate")
 	}
-	return schemas.MigratePostgres(ctx, url, func(f string, a ...any) { slog.Info(fmt.Sprintf(f, a...)) })
+	if url != "" {
+		if err := schemas.MigratePostgres(ctx, url, func(f string, a ...any) { slog.Info(fmt.Sprintf(f, a...)) }); err != nil {
+			return err
+		}
+	}
+	st, err := rc.openMigrated(ctx)
+	if st != nil {
+		st.Engine().Close()
+	}
+	return err
 }

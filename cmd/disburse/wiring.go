@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,8 @@ import (
 	"github.com/disburse/disburse/processor/callbackstage"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/ledgerstage"
+	"github.com/disburse/disburse/processor/sink"
+	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -73,7 +76,7 @@ func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, o
 const inquiryCacheSize = 100_000
 
 // stageNames are the stages `worker --stages` accepts.
-var stageNames = []string{"ledger", "dispatch", "callbacks"}
+var stageNames = []string{"ledger", "dispatch", "callbacks", "sink"}
 
 // stages runs consumer stages, each with its own Kafka client and group.
 type stages struct {
@@ -96,6 +99,8 @@ type stageDeps struct {
 	tune func(*dispatch.Stage)
 	// callbacks configures the callback stage.
 	callbacks callbackConfig
+	// reports is the ClickHouse store of the sink stage.
+	reports *reports.Store
 }
 
 // start launches the named stage; it consumes until ctx ends.
@@ -113,6 +118,11 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		group, subs = deps.groupPrefix+"dispatch", []string{topics.Dispatch, topics.DispatchRetry}
 	case "callbacks":
 		group, subs = deps.groupPrefix+"callbacks", []string{topics.Status, topics.Batches}
+	case "sink":
+		if deps.reports == nil {
+			return errors.New("stage sink needs ClickHouse: set --clickhouse-addr or --chdb-path")
+		}
+		group, subs = deps.groupPrefix+"sink", []string{topics.Status}
 	default:
 		return fmt.Errorf("unknown stage %q (known: %v)", name, stageNames)
 	}
@@ -143,6 +153,9 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	case "callbacks":
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
+		run = st.Run
+	case "sink":
+		st := &sink.Stage{Feeds: []sink.Feed{&sink.StatusFeed{Name: topics.Status, Reports: deps.reports, Log: log}}, Kafka: cl, Log: log}
 		run = st.Run
 	}
 	topic := strings.Join(subs, ",")

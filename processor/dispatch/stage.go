@@ -31,6 +31,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"github.com/disburse/disburse/batch"
 	"log/slog"
@@ -238,12 +239,23 @@ func (s *Stage) consume(ctx context.Context) error {
 	cl := s.Kafka
 	pausedMain, pausedRetry := false, false
 	for {
-		fetches := cl.PollRecords(ctx, 500)
+		// While a topic is paused the poll must come back on its own: with
+		// the other topic idle it would otherwise wait forever and never
+		// see that the pause can end.
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if pausedMain || pausedRetry {
+			pollCtx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+		}
+		fetches := cl.PollRecords(pollCtx, 500)
+		cancel()
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return nil
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
 			s.Log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		recs := fetches.Records()
@@ -268,13 +280,6 @@ func (s *Stage) consume(ctx context.Context) error {
 		} else if n <= s.MaxWaiting/2 && pausedRetry {
 			cl.ResumeFetchTopics(s.Topics.DispatchRetry)
 			pausedRetry = false
-		}
-		if pausedMain && pausedRetry {
-			// Nothing to fetch: wait a little instead of spinning.
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
 		}
 	}
 }

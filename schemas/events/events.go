@@ -87,6 +87,9 @@ type Status struct {
 	FailureCode    string    `json:"failure_code,omitempty"`
 	Version        int       `json:"version"`
 	At             time.Time `json:"at"`
+	// CreatedAt is when the payout was accepted (zero in events published
+	// before the field existed); reports group payouts by it.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // BatchCompleted announces that every item of a batch reached a terminal

@@ -1,0 +1,14 @@
+package api_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/disburse/disburse/internal/fixture"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixture.CloseReports() // see fixture.CloseReports
+	os.Exit(code)
+}

@@ -1,0 +1,86 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/internal/retry"
+)
+
+var consumerLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "disburse_stage_consumer_lag",
+	Help: "Records in a partition after the newest one the stage has fetched (high watermark - next offset), per stage, topic and partition.",
+}, []string{"stage", "topic", "partition"})
+
+// Batching is how ConsumeBuffered gathers records: until MaxRecords are in
+// hand or MaxWait has passed since the first poll, whichever comes first.
+type Batching struct {
+	MaxRecords int
+	MaxWait    time.Duration
+}
+
+// ConsumeBuffered is Consume for stages that write in large blocks (the
+// ClickHouse sink): it keeps polling until the batch is full or MaxWait
+// has passed, hands the whole batch to handle, and commits the batch's
+// offsets only after handle succeeded. It records the consumer lag of
+// every partition it fetches from. Rebalances wait while a batch is in
+// hand, as in Consume.
+func ConsumeBuffered(ctx context.Context, stage string, cl *kgo.Client, b Batching, log *slog.Logger, handle Handler) error {
+	work := context.WithoutCancel(ctx)
+	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	for {
+		var records []*kgo.Record
+		deadline := time.Now().Add(b.MaxWait)
+		for len(records) < b.MaxRecords && ctx.Err() == nil && time.Now().Before(deadline) {
+			pollCtx, cancel := context.WithDeadline(ctx, deadline)
+			fetches := cl.PollRecords(pollCtx, b.MaxRecords-len(records))
+			cancel()
+			fetches.EachError(func(topic string, partition int32, err error) {
+				if pollCtx.Err() == nil {
+					log.Warn("fetch error", "stage", stage, "topic", topic, "partition", partition, "err", err)
+				}
+			})
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if n := len(p.Records); n > 0 {
+					next := p.Records[n-1].Offset + 1
+					consumerLag.WithLabelValues(stage, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - next))
+				}
+			})
+			records = append(records, fetches.Records()...)
+		}
+		if len(records) == 0 {
+			cl.AllowRebalance()
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		start := time.Now()
+		for attempt := 0; ; attempt++ {
+			err := handle(work, records)
+			if err == nil {
+				break
+			}
+			batchFailures.WithLabelValues(stage).Inc()
+			log.Error("batch failed; retrying", "stage", stage, "records", len(records), "attempt", attempt+1, "err", err)
+			if ctx.Err() != nil && attempt >= 2 {
+				cl.AllowRebalance() // shutting down: the batch comes again
+				return nil
+			}
+			_ = backoff.Sleep(work, attempt)
+		}
+		batchDuration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+		if err := cl.CommitRecords(work, records...); err != nil {
+			log.Warn("commit failed; the batch will be redelivered", "stage", stage, "err", err)
+		} else {
+			batchRecords.WithLabelValues(stage).Add(float64(len(records)))
+		}
+		cl.AllowRebalance()
+	}
+}
