@@ -30,6 +30,13 @@ type lane struct {
 	queue chan *job
 }
 
+// defaultLaneQueue is how many payouts of one bank may wait in memory for a
+// worker. A large batch to a few banks then keeps every worker busy from
+// memory; only beyond it (a bank far slower than its share of the traffic)
+// are payouts parked on the retry topic, where each costs a produce and a
+// re-read. MaxOutstanding bounds the total.
+const defaultLaneQueue = 512
+
 func (s *Stage) lane(bank string) *lane {
 	s.lanesMu.Lock()
 	defer s.lanesMu.Unlock()
@@ -39,7 +46,7 @@ func (s *Stage) lane(bank string) *lane {
 	p := s.Bank.Profile(bank)
 	depth := s.LaneQueue
 	if depth <= 0 {
-		depth = 2 * p.MaxInFlight
+		depth = defaultLaneQueue
 	}
 	l := &lane{bank: bank, queue: make(chan *job, depth)}
 	s.lanes[bank] = l

@@ -90,7 +90,7 @@ type Stage struct {
 	Log    *slog.Logger
 
 	// LaneQueue is how many payouts may wait for a free worker of one bank
-	// before more are parked (default 2x the bank's MaxInFlight).
+	// before more are parked (default 512).
 	LaneQueue int
 	// UnknownWindow is how long a worker asks the bank about a sent payout
 	// before leaving it to the reconciler (default 30s).
