@@ -214,27 +214,35 @@ func TestBulkhead(t *testing.T) {
 		prof.Timeout = 5 * time.Second
 		c.profiles["bni"] = prof
 	})
+	// Baseline in the same run: 30 bca payouts with bni idle.
+	runFast := func(tag string) time.Duration {
+		start := time.Now()
+		ids := make([]string, 30)
+		for i := range ids {
+			ids[i] = submit(t, p, fmt.Sprintf("fast-%s-%d", tag, i), "bca", "1234567890", 50_000)
+		}
+		for _, id := range ids {
+			waitStatus(t, p.api.URL, p.key, id, "COMPLETED")
+		}
+		return time.Since(start)
+	}
+	alone := runFast("alone")
+
 	slow := make([]string, 12)
 	for i := range slow {
 		slow[i] = submit(t, p, fmt.Sprintf("slow-%d", i), "bni", "1234567890", 50_000)
 	}
-	start := time.Now()
-	fast := make([]string, 30)
-	for i := range fast {
-		fast[i] = submit(t, p, fmt.Sprintf("fast-%d", i), "bca", "1234567890", 50_000)
-	}
-	for _, id := range fast {
-		waitStatus(t, p.api.URL, p.key, id, "COMPLETED")
-	}
-	fastTook := time.Since(start)
+	fastTook := runFast("beside-slow")
 	waitAll(t, p, 60*time.Second)
-	t.Logf("bca payouts done in %s; bni peak in-flight %d", fastTook, p.meter.Peak("bni"))
+	t.Logf("bca's 30 payouts: %s alone, %s beside the slow bank; bni peak in-flight %d", alone, fastTook, p.meter.Peak("bni"))
 	if peak := p.meter.Peak("bni"); peak > 3 || peak == 0 {
 		t.Errorf("bni had %d requests in flight at once, want 1 to 3", peak)
 	}
-	// 12 payouts at 1.5 s, 3 at a time, take 6 s at bni; bca's must not wait for them.
-	if fastTook > 4*time.Second {
-		t.Errorf("bca's payouts took %s: the slow bank held them back", fastTook)
+	// 12 payouts at 1.5 s, 3 at a time, take 6 s at bni; bca's must not
+	// wait for them: beside the slow bank they take no more than twice the
+	// baseline (plus a second for a loaded machine), far below those 6 s.
+	if limit := 2*alone + time.Second; fastTook > limit {
+		t.Errorf("bca's payouts took %s beside the slow bank, %s alone: the slow bank held them back", fastTook, alone)
 	}
 	noDuplicates(t, p)
 	fixture.Audit(t, p.pool)
