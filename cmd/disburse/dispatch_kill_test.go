@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/internal/fixture"
+	"github.com/disburse/disburse/internal/testenv"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas/events"
+)
+
+// TestDispatchWorkerKilled runs two dispatch processes in one group on the
+// real Kafka and Postgres, kills one with SIGKILL while payouts are at the
+// banks, and checks that every payout ends, none is sent twice (the sandbox
+// bank's own ledger) and the audit holds.
+func TestDispatchWorkerKilled(t *testing.T) {
+	const n = 600
+	pgURL := testenv.Postgres(t)
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	bin := buildBinary(t)
+	if out, err := exec.Command(bin, "migrate", "--postgres-url", pgURL).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	pool, err := pgxpool.New(context.Background(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	fixture.Merchant(t, pool, "m1", 1_000_000_000_000, api.DefaultSettings)
+	ids := fixture.Pending(t, pool, "m1", "k", n, 10_000)
+
+	topics := events.NewTopics(prefix)
+	admin, err := processor.NewClient(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := processor.EnsureTopics(context.Background(), admin, 4, topics.All()...); err != nil {
+		t.Fatal(err)
+	}
+
+	bankAddr := freeAddr(t)
+	startProc(t, bin, "banksim", "banksim", "--addr", bankAddr)
+	waitReady(t, "http://"+bankAddr+"/healthz")
+	common := []string{"--postgres-url", pgURL, "--kafka-brokers", strings.Join(brokers, ","), "--topic-prefix", prefix, "--partitions", "4"}
+	ledgerProc := startProc(t, bin, "ledger", append([]string{"worker", "--stages", "ledger", "--metrics-addr", freeAddr(t)}, common...)...)
+	dispatchArgs := func() []string {
+		return append([]string{"worker", "--stages", "dispatch", "--metrics-addr", freeAddr(t), "--bank-url", "http://" + bankAddr}, common...)
+	}
+	victim := startProc(t, bin, "dispatch-1", dispatchArgs()...)
+	survivor := startProc(t, bin, "dispatch-2", dispatchArgs()...)
+
+	fixture.PublishRequests(t, admin, topics.Requests, "m1", ids)
+	terminal := func() int {
+		return fixture.Count(t, pool, `SELECT count(*) FROM disbursements WHERE status IN ('COMPLETED', 'FAILED')`)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for terminal() < n/5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d payouts ended before the kill", terminal(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	t.Logf("killed one dispatch worker with %d of %d payouts ended", terminal(), n)
+
+	deadline = time.Now().Add(3 * time.Minute)
+	for terminal() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d payouts ended after the kill", terminal(), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	survivor.stop(t)
+	ledgerProc.stop(t)
+
+	resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ledger struct {
+		Transfers  int              `json:"transfers"`
+		Duplicates []map[string]any `json:"duplicates"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
+		t.Fatal(err)
+	}
+	if ledger.Transfers != n || len(ledger.Duplicates) != 0 {
+		t.Fatalf("the bank received %d transfers for %d payouts, duplicates %v", ledger.Transfers, n, ledger.Duplicates)
+	}
+	fixture.Audit(t, pool)
+	_ = fmt.Sprint
+}
