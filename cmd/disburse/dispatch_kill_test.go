@@ -1,22 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/internal/fixture"
-	"github.com/disburse/disburse/internal/testenv"
-	"github.com/disburse/disburse/processor"
-	"github.com/disburse/disburse/schemas/events"
 )
 
 // TestDispatchWorkerKilled runs two dispatch processes in one group on the
@@ -25,30 +17,8 @@ import (
 // bank's own ledger) and the audit holds.
 func TestDispatchWorkerKilled(t *testing.T) {
 	const n = 600
-	pgURL := testenv.Postgres(t)
-	brokers := testenv.Kafka(t)
-	prefix := testenv.TopicPrefix(t)
-	bin := buildBinary(t)
-	if out, err := exec.Command(bin, "migrate", "--postgres-url", pgURL).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
-	pool, err := pgxpool.New(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	fixture.Merchant(t, pool, "m1", 1_000_000_000_000, api.DefaultSettings)
-	ids := fixture.Pending(t, pool, "m1", "k", n, 10_000)
-
-	topics := events.NewTopics(prefix)
-	admin, err := processor.NewClient(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := processor.EnsureTopics(context.Background(), admin, 4, topics.All()...); err != nil {
-		t.Fatal(err)
-	}
+	env := newProcessEnv(t, n)
+	bin, pgURL, brokers, prefix, pool, admin, topics, ids := env.bin, env.pgURL, env.brokers, env.prefix, env.pool, env.admin, env.topics, env.ids
 
 	bankAddr := freeAddr(t)
 	startProc(t, bin, "banksim", "banksim", "--addr", bankAddr)

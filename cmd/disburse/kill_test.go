@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/internal/fixture"
@@ -21,30 +22,8 @@ import (
 // was debited exactly once.
 func TestLedgerKilledMidBatch(t *testing.T) {
 	const n = 20_000
-	pgURL := testenv.Postgres(t)
-	brokers := testenv.Kafka(t)
-	prefix := testenv.TopicPrefix(t)
-	bin := buildBinary(t)
-	if out, err := exec.Command(bin, "migrate", "--postgres-url", pgURL).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
-	pool, err := pgxpool.New(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	fixture.Merchant(t, pool, "m1", 1_000_000_000_000, api.DefaultSettings)
-	ids := fixture.Pending(t, pool, "m1", "k", n, 10_000)
-
-	topics := events.NewTopics(prefix)
-	admin, err := processor.NewClient(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := processor.EnsureTopics(context.Background(), admin, 4, topics.All()...); err != nil {
-		t.Fatal(err)
-	}
+	env := newProcessEnv(t, n)
+	bin, pgURL, brokers, prefix, pool, admin, topics, ids := env.bin, env.pgURL, env.brokers, env.prefix, env.pool, env.admin, env.topics, env.ids
 	fixture.PublishRequests(t, admin, topics.Requests, "m1", ids)
 
 	args := []string{"worker", "--stages", "ledger", "--postgres-url", pgURL, "--kafka-brokers", strings.Join(brokers, ","),
@@ -85,4 +64,40 @@ func TestLedgerKilledMidBatch(t *testing.T) {
 		t.Errorf("%d debit entries for %d payouts", got, n)
 	}
 	fixture.Audit(t, pool)
+}
+
+// processEnv is what the tests that run roles as processes and kill them
+// start from: the built binary, a migrated database with merchant m1 and n
+// PENDING payouts, and the topics under a fresh prefix.
+type processEnv struct {
+	bin, pgURL, prefix string
+	brokers            []string
+	pool               *pgxpool.Pool
+	admin              *kgo.Client
+	topics             events.Topics
+	ids                []string
+}
+
+func newProcessEnv(t *testing.T, n int) processEnv {
+	t.Helper()
+	e := processEnv{pgURL: testenv.Postgres(t), brokers: testenv.Kafka(t), prefix: testenv.TopicPrefix(t), bin: buildBinary(t)}
+	if out, err := exec.Command(e.bin, "migrate", "--postgres-url", e.pgURL).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	var err error
+	if e.pool, err = pgxpool.New(context.Background(), e.pgURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.pool.Close)
+	fixture.Merchant(t, e.pool, "m1", 1_000_000_000_000, api.DefaultSettings)
+	e.ids = fixture.Pending(t, e.pool, "m1", "k", n, 10_000)
+	e.topics = events.NewTopics(e.prefix)
+	if e.admin, err = processor.NewClient(e.brokers); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.admin.Close)
+	if err := processor.EnsureTopics(context.Background(), e.admin, 4, e.topics.All()...); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
