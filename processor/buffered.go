@@ -9,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/disburse/disburse/internal/retry"
 )
 
 var consumerLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
@@ -32,8 +30,6 @@ type Batching struct {
 // every partition it fetches from. Rebalances wait while a batch is in
 // hand, as in Consume.
 func ConsumeBuffered(ctx context.Context, stage string, cl *kgo.Client, b Batching, log *slog.Logger, handle Handler) error {
-	work := context.WithoutCancel(ctx)
-	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		var records []*kgo.Record
 		deadline := time.Now().Add(b.MaxWait)
@@ -61,26 +57,8 @@ func ConsumeBuffered(ctx context.Context, stage string, cl *kgo.Client, b Batchi
 			}
 			continue
 		}
-		start := time.Now()
-		for attempt := 0; ; attempt++ {
-			err := handle(work, records)
-			if err == nil {
-				break
-			}
-			batchFailures.WithLabelValues(stage).Inc()
-			log.Error("batch failed; retrying", "stage", stage, "records", len(records), "attempt", attempt+1, "err", err)
-			if ctx.Err() != nil && attempt >= 2 {
-				cl.AllowRebalance() // shutting down: the batch comes again
-				return nil
-			}
-			_ = backoff.Sleep(work, attempt)
+		if !finishBatch(ctx, stage, cl, records, log, handle) {
+			return nil
 		}
-		batchDuration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
-		if err := cl.CommitRecords(work, records...); err != nil {
-			log.Warn("commit failed; the batch will be redelivered", "stage", stage, "err", err)
-		} else {
-			batchRecords.WithLabelValues(stage).Add(float64(len(records)))
-		}
-		cl.AllowRebalance()
 	}
 }

@@ -59,8 +59,6 @@ func ConsumerOpts(group string, topics ...string) []kgo.Opt {
 // is retried with backoff. When ctx ends the batch in hand is finished and
 // committed before Consume returns (graceful shutdown).
 func Consume(ctx context.Context, stage string, cl *kgo.Client, maxRecords int, log *slog.Logger, handle Handler) error {
-	work := context.WithoutCancel(ctx)
-	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		fetches := cl.PollRecords(ctx, maxRecords)
 		if ctx.Err() != nil && fetches.NumRecords() == 0 {
@@ -77,28 +75,40 @@ func Consume(ctx context.Context, stage string, cl *kgo.Client, maxRecords int, 
 			cl.AllowRebalance()
 			continue
 		}
-		start := time.Now()
-		for attempt := 0; ; attempt++ {
-			err := handle(work, records)
-			if err == nil {
-				break
-			}
-			batchFailures.WithLabelValues(stage).Inc()
-			log.Error("batch failed; retrying", "stage", stage, "records", len(records), "attempt", attempt+1, "err", err)
-			if ctx.Err() != nil && attempt >= 2 {
-				// Shutting down: leave the batch uncommitted; it comes again.
-				cl.AllowRebalance()
-				return nil
-			}
-			_ = backoff.Sleep(work, attempt)
+		if !finishBatch(ctx, stage, cl, records, log, handle) {
+			return nil
 		}
-		batchDuration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
-		if err := cl.CommitRecords(work, records...); err != nil {
-			// Not fatal: the batch comes again and the stage is idempotent.
-			log.Warn("commit failed; the batch will be redelivered", "stage", stage, "err", err)
-		} else {
-			batchRecords.WithLabelValues(stage).Add(float64(len(records)))
-		}
-		cl.AllowRebalance()
 	}
+}
+
+// finishBatch hands a batch to handle until it succeeds, retrying with
+// backoff, then commits its offsets and lets a waiting rebalance go on.
+// It reports false when the stage is shutting down with the batch
+// unfinished: the batch stays uncommitted and comes again.
+func finishBatch(ctx context.Context, stage string, cl *kgo.Client, records []*kgo.Record, log *slog.Logger, handle Handler) bool {
+	work := context.WithoutCancel(ctx)
+	backoff := retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := handle(work, records)
+		if err == nil {
+			break
+		}
+		batchFailures.WithLabelValues(stage).Inc()
+		log.Error("batch failed; retrying", "stage", stage, "records", len(records), "attempt", attempt+1, "err", err)
+		if ctx.Err() != nil && attempt >= 2 {
+			cl.AllowRebalance()
+			return false
+		}
+		_ = backoff.Sleep(work, attempt)
+	}
+	batchDuration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	if err := cl.CommitRecords(work, records...); err != nil {
+		// Not fatal: the batch comes again and the stage is idempotent.
+		log.Warn("commit failed; the batch will be redelivered", "stage", stage, "err", err)
+	} else {
+		batchRecords.WithLabelValues(stage).Add(float64(len(records)))
+	}
+	cl.AllowRebalance()
+	return true
 }

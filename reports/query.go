@@ -230,10 +230,16 @@ type Total struct {
 // Totals returns every merchant environment's payouts per status and
 // currency in their latest state, for reconciliation with the ledger.
 func (s *Store) Totals(ctx context.Context) ([]Total, error) {
-	q := fmt.Sprintf(`SELECT merchant_id, environment, status, currency, count() AS count, sum(amount) AS amount, sum(fee) AS fee
-FROM %s FINAL
+	return s.totals(ctx, "totals", "count()", s.table("payouts")+" FINAL")
+}
+
+// totals groups a table's payouts per merchant environment, status and
+// currency; count is the expression that counts them.
+func (s *Store) totals(ctx context.Context, what, count, from string) ([]Total, error) {
+	q := fmt.Sprintf(`SELECT merchant_id, environment, status, currency, %s AS count, sum(amount) AS amount, sum(fee) AS fee
+FROM %s
 GROUP BY merchant_id, environment, status, currency
-ORDER BY merchant_id, environment, status, currency`, s.table("payouts"))
+ORDER BY merchant_id, environment, status, currency`, count, from)
 	var out []Total
 	err := s.eng.QueryJSON(ctx, q, func(row []byte) error {
 		var t Total
@@ -244,7 +250,7 @@ ORDER BY merchant_id, environment, status, currency`, s.table("payouts"))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("totals: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }
@@ -259,21 +265,5 @@ func IsParamError(err error) bool {
 // merchant environment's payouts reached each status, for reconciliation
 // with the ledger's event feed.
 func (s *Store) StatusChanges(ctx context.Context) ([]Total, error) {
-	q := fmt.Sprintf(`SELECT merchant_id, environment, status, currency, sum(payouts) AS count, sum(amount) AS amount, sum(fee) AS fee
-FROM %s
-GROUP BY merchant_id, environment, status, currency
-ORDER BY merchant_id, environment, status, currency`, s.table("daily_status"))
-	var out []Total
-	err := s.eng.QueryJSON(ctx, q, func(row []byte) error {
-		var t Total
-		if err := json.Unmarshal(row, &t); err != nil {
-			return err
-		}
-		out = append(out, t)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("status changes: %w", err)
-	}
-	return out, nil
+	return s.totals(ctx, "status changes", "sum(payouts)", s.table("daily_status"))
 }
