@@ -9,17 +9,23 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// ErrLeaseLost: the caller's lease on the payout ran out or was taken over,
+// so it must not call the bank about it.
+var ErrLeaseLost = errors.New("payout: dispatch lease lost")
+
 // ClaimLease makes owner the only one working on the payout at the dispatch
-// stage until ttl passes or ReleaseLease. It returns false, and when the
-// current lease ends, when someone else holds a live lease.
-func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner string, ttl time.Duration) (bool, time.Time, error) {
+// stage until ttl passes or ReleaseLease. Leases are short: the holder's
+// process (instance) renews all of its leases with RenewLeases while it
+// works, so a process that dies loses them within ttl. It returns false,
+// and when the current lease ends, when someone else holds a live lease.
+func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner, instance string, ttl time.Duration) (bool, time.Time, error) {
 	var got string
 	var until time.Time
-	err := s.db.QueryRow(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, expires_at)
-		VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
-		ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+	err := s.db.QueryRow(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, instance, expires_at)
+		VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond')
+		ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, instance = excluded.instance, expires_at = excluded.expires_at
 			WHERE dispatch_leases.expires_at < now() OR dispatch_leases.owner = excluded.owner
-		RETURNING owner, expires_at`, disbursementID, owner, ttl.Milliseconds()).Scan(&got, &until)
+		RETURNING owner, expires_at`, disbursementID, owner, instance, ttl.Milliseconds()).Scan(&got, &until)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = s.db.QueryRow(ctx, `SELECT expires_at FROM dispatch_leases WHERE disbursement_id = $1`, disbursementID).Scan(&until)
 		if errors.Is(err, pgx.ErrNoRows) { // released in between: try again later
@@ -31,6 +37,20 @@ func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner string, tt
 		return false, time.Time{}, fmt.Errorf("claim lease: %w", err)
 	}
 	return true, until, nil
+}
+
+// RenewLeases extends every live lease of the instance by ttl from now: the
+// heartbeat of a dispatch process. It returns how many it renewed.
+func (s *Store) RenewLeases(ctx context.Context, instance string, ttl time.Duration) (int64, error) {
+	// SKIP LOCKED: a lease row locked now is being released by a settle
+	// group, and the heartbeat must never wait on one or deadlock with it.
+	tag, err := s.db.Exec(ctx, `UPDATE dispatch_leases SET expires_at = now() + $2::bigint * interval '1 millisecond'
+		WHERE disbursement_id IN (SELECT disbursement_id FROM dispatch_leases
+			WHERE instance = $1 AND expires_at > now() FOR UPDATE SKIP LOCKED)`, instance, ttl.Milliseconds())
+	if err != nil {
+		return 0, fmt.Errorf("renew leases: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // ReleaseLease ends owner's lease on the payout.
@@ -90,10 +110,10 @@ func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int,
 // CompletedSince lists payouts COMPLETED at or after since, newest first,
 // for the check for bank returns.
 func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+Columns+` FROM disbursements
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM disbursements
 		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return Scan(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
 }

@@ -24,7 +24,7 @@ func TestDispatchWorkerKilled(t *testing.T) {
 	startProc(t, bin, "banksim", "banksim", "--addr", bankAddr)
 	waitReady(t, "http://"+bankAddr+"/healthz")
 	common := []string{"--postgres-url", pgURL, "--kafka-brokers", strings.Join(brokers, ","), "--topic-prefix", prefix, "--partitions", "4"}
-	ledgerProc := startProc(t, bin, "ledger", append([]string{"worker", "--stages", "ledger", "--metrics-addr", freeAddr(t)}, common...)...)
+	ledgerProc := startProc(t, bin, "ledger", append([]string{"worker", "--stages", "ledger,relay", "--metrics-addr", freeAddr(t)}, common...)...)
 	dispatchArgs := func() []string {
 		return append([]string{"worker", "--stages", "dispatch", "--metrics-addr", freeAddr(t), "--bank-url", "http://" + bankAddr}, common...)
 	}

@@ -104,7 +104,7 @@ func runWorker(ctx context.Context, args []string) error {
 	c.register(fs)
 	cb.register(fs, true)
 	rc.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
+	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
 	if err := parseFlags(fs, args); err != nil {

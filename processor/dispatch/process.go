@@ -12,7 +12,6 @@ import (
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
-	"github.com/disburse/disburse/processor"
 )
 
 // verdict is what became of a job.
@@ -66,17 +65,11 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 		return retryLater(err)
 	}
 	if d.Status != payout.Processing {
-		// Already settled: announce again, harmlessly (the earlier
-		// announcement may have been lost in a crash).
-		if err := s.announce(ctx, d); err != nil {
-			return retryLater(err)
-		}
-		return finished
+		return finished // already settled (a redelivery); the outbox announced it
 	}
 	p := s.Bank.Profile(d.BankCode)
-	ttl := s.leaseTTL(p)
 	owner := s.instance + "/" + token()
-	ok, until, err := s.Payouts.ClaimLease(ctx, id, owner, ttl)
+	ok, until, err := s.Payouts.ClaimLease(ctx, id, owner, s.instance, s.LeaseTTL)
 	if err != nil {
 		return retryLater(err)
 	}
@@ -90,51 +83,33 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 			s.Log.Warn("release lease", "disbursement_id", id, "err", err)
 		}
 	}()
-	wctx, cancel := context.WithTimeout(ctx, ttl-ttl/5)
+	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
 	defer cancel()
 
-	res, v, err := s.outcome(wctx, d, p, j.ev.Attempt)
+	res, v, err := s.outcome(wctx, d, p, owner, j.ev.Attempt)
 	switch {
 	case err != nil:
 		return retryLater(err)
 	case v != nil:
 		return *v
 	}
-	d, err = s.settle(ctx, d, res)
-	if err != nil {
-		return retryLater(err)
-	}
-	if err := s.announce(ctx, d); err != nil {
+	if _, err := s.settle(ctx, d, res); err != nil {
 		return retryLater(err)
 	}
 	return finished
 }
 
-// leaseTTL outlasts everything a worker does with one payout.
-func (s *Stage) leaseTTL(p connectors.Profile) time.Duration {
-	return time.Duration(p.SendAttempts)*(p.Timeout+p.RetryMax) + s.UnknownWindow + p.Timeout + 30*time.Second
+// workLimit bounds everything a worker does with one payout: its sends,
+// then asking about an unknown outcome for UnknownWindow. The lease is
+// shorter and renewed by the heartbeat meanwhile.
+func (s *Stage) workLimit(p connectors.Profile) time.Duration {
+	return time.Duration(p.SendAttempts)*(p.Timeout+p.RetryMax) + s.UnknownWindow + p.Timeout
 }
 
 func token() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// announce publishes the payout's current status and, when it ended the
-// last item of its batch, the batch's completion.
-func (s *Stage) announce(ctx context.Context, d payout.Disbursement) error {
-	if err := processor.Produce(ctx, s.Kafka, processor.StatusEvent(s.Topics.Status, d)); err != nil {
-		return err
-	}
-	if s.Batches == nil || d.BatchID == nil {
-		return nil
-	}
-	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, []payout.Disbursement{d})
-	if err != nil {
-		return err
-	}
-	return processor.Produce(ctx, s.Kafka, done...)
 }
 
 // settle applies a definite bank answer to the ledger.
@@ -163,7 +138,7 @@ func (s *Stage) settle(ctx context.Context, d payout.Disbursement, res connector
 // an answer it may return a verdict: park (the bank would not take it now)
 // or finished (still unknown after UnknownWindow: the reconciler takes
 // over), or abandoned when ctx ended.
-func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors.Profile, parked int) (connectors.Result, *verdict, error) {
+func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors.Profile, owner string, parked int) (connectors.Result, *verdict, error) {
 	maybeSent, err := s.Payouts.MaybeSent(ctx, d.ID)
 	if err != nil {
 		return connectors.Result{}, nil, err
@@ -188,10 +163,16 @@ func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors
 			if v := unavailable(s.Bank.Admit(d.BankCode)); v != nil {
 				return connectors.Result{}, v, nil
 			}
-			res, err := s.send(ctx, d)
+			res, err := s.send(ctx, d, owner)
 			switch {
 			case err == nil && res.Status != connectors.StatusProcessing:
 				return res, nil, nil
+			case errors.Is(err, payout.ErrLeaseLost):
+				// Our lease ran out and someone may have taken the payout
+				// over: touch the bank no more; come back after their lease.
+				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "bank", d.BankCode)
+				v := parkUntil(time.Now().Add(s.LeaseTTL+time.Second), reasonLeased)
+				return connectors.Result{}, &v, nil
 			case errors.Is(err, connectors.ErrBankUnavailable):
 				return connectors.Result{}, unavailable(err), nil
 			case errors.Is(err, connectors.ErrNotSent):
@@ -257,9 +238,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// send makes one recorded transfer call.
-func (s *Stage) send(ctx context.Context, d payout.Disbursement) (connectors.Result, error) {
-	callID, err := s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer)
+// send makes one recorded transfer call, while owner holds the lease.
+func (s *Stage) send(ctx context.Context, d payout.Disbursement, owner string) (connectors.Result, error) {
+	callID, err := s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer, owner)
+	if errors.Is(err, payout.ErrLeaseLost) {
+		return connectors.Result{}, err
+	}
 	if err != nil {
 		return connectors.Result{}, fmt.Errorf("%w: %w", connectors.ErrNotSent, err)
 	}

@@ -92,6 +92,12 @@ type Stage struct {
 	// LaneQueue is how many payouts may wait for a free worker of one bank
 	// before more are parked (default 512).
 	LaneQueue int
+	// LeaseTTL is how long a payout's dispatch lease lasts without renewal
+	// (default 10s). The heartbeat renews this process's leases every
+	// LeaseTTL/3, so a crashed worker's payouts are free again within
+	// LeaseTTL, and another worker takes them over (asking the bank first
+	// about any that may have been sent).
+	LeaseTTL time.Duration
 	// UnknownWindow is how long a worker asks the bank about a sent payout
 	// before leaving it to the reconciler (default 30s).
 	UnknownWindow time.Duration
@@ -130,6 +136,9 @@ type BackoffConfig struct {
 }
 
 func (s *Stage) defaults() {
+	if s.LeaseTTL <= 0 {
+		s.LeaseTTL = 10 * time.Second
+	}
 	if s.UnknownWindow <= 0 {
 		s.UnknownWindow = 30 * time.Second
 	}
@@ -216,7 +225,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer stopLoops()
 	redriving.Add(1)
 	go func() { defer redriving.Done(); s.redrive() }()
-	loops.Add(3)
+	loops.Add(4)
+	go func() { defer loops.Done(); s.heartbeat(loopCtx) }()
 	go func() { defer loops.Done(); s.commitLoop(loopCtx) }()
 	go func() { defer loops.Done(); s.reconcileLoop(loopCtx) }()
 	go func() { defer loops.Done(); s.healthLoop(loopCtx) }()
@@ -280,6 +290,24 @@ func (s *Stage) consume(ctx context.Context) error {
 		} else if n <= s.MaxWaiting/2 && pausedRetry {
 			cl.ResumeFetchTopics(s.Topics.DispatchRetry)
 			pausedRetry = false
+		}
+	}
+}
+
+// heartbeat renews this process's dispatch leases every LeaseTTL/3 while
+// the stage runs, so they outlive the work however long a bank takes, and
+// end within LeaseTTL of a crash.
+func (s *Stage) heartbeat(ctx context.Context) {
+	t := time.NewTicker(s.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Payouts.RenewLeases(ctx, s.instance, s.LeaseTTL); err != nil && ctx.Err() == nil {
+				s.Log.Warn("lease heartbeat failed; leases may run out and be taken over (sends are fenced)", "err", err)
+			}
 		}
 	}
 }
