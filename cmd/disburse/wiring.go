@@ -136,7 +136,7 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	var run func(context.Context) error
 	var dst *dispatch.Stage
 	if name == "dispatch" {
-		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool),
+		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool),
 			Bank: bank, Topics: topics, Log: log}
 		if deps.tune != nil {
 			deps.tune(dst)
