@@ -106,14 +106,3 @@ func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int,
 	err := s.db.QueryRow(ctx, `SELECT count(*) `+maybeSentBefore, sentBefore).Scan(&n)
 	return n, err
 }
-
-// CompletedSince lists payouts COMPLETED at or after since, newest first,
-// for the check for bank returns.
-func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM disbursements
-		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
-}

@@ -26,6 +26,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -76,6 +77,9 @@ type pipelineConfig struct {
 	profiles connectors.Profiles
 	now      func() time.Time
 	stage    func(*dispatch.Stage)
+	// statement adjusts the statement follower and the scheduled
+	// reconciliation of the dispatch worker.
+	statement func(*statement.Follower, *statement.Reconciler)
 }
 
 // testProfiles are the banks' profiles with test timings: 1 s calls, a
@@ -132,9 +136,15 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 			st.UnknownWindow = 5 * time.Second
 			st.ParkBackoff = dispatch.BackoffConfig{Base: 200 * time.Millisecond, Max: time.Second}
 			st.CommitEvery = 100 * time.Millisecond
-			st.Reconcile = dispatch.ReconcileConfig{Every: 200 * time.Millisecond, AlertAfter: time.Minute, ReturnWatch: 30 * time.Second}
+			st.Reconcile = dispatch.ReconcileConfig{Every: 200 * time.Millisecond, AlertAfter: time.Minute}
 			if cfg.stage != nil {
 				cfg.stage(st)
+			}
+		},
+		tuneStatement: func(f *statement.Follower, rc *statement.Reconciler) {
+			f.Every, f.SettleAfter, f.Lease = 100*time.Millisecond, 2*time.Second, 3*time.Second
+			if cfg.statement != nil {
+				cfg.statement(f, rc)
 			}
 		}}
 	for _, name := range stageNames {

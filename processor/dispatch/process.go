@@ -240,7 +240,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // send makes one recorded transfer call, while owner holds the lease.
 func (s *Stage) send(ctx context.Context, d payout.Disbursement, owner string) (connectors.Result, error) {
-	callID, err := s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer, owner)
+	callID, err := s.Payouts.StartTransfer(ctx, d.ID, owner, s.Reconcile.After)
 	if errors.Is(err, payout.ErrLeaseLost) {
 		return connectors.Result{}, err
 	}

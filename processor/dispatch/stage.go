@@ -119,15 +119,13 @@ type Stage struct {
 
 	Reconcile ReconcileConfig
 
-	instance     string
-	returnsMu    sync.Mutex
-	returnChecks map[string]returnCheck
-	tracker      *tracker
-	lanesMu      sync.Mutex
-	lanes        map[string]*lane
-	waiting      *waitQueue
-	jobs         sync.WaitGroup // lane workers and parks in progress
-	stopping     chan struct{}
+	instance string
+	tracker  *tracker
+	lanesMu  sync.Mutex
+	lanes    map[string]*lane
+	waiting  *waitQueue
+	jobs     sync.WaitGroup // lane workers and parks in progress
+	stopping chan struct{}
 }
 
 // BackoffConfig is exponential backoff with jitter (internal/retry).
