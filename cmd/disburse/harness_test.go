@@ -46,6 +46,8 @@ type pipeline struct {
 	meter    *bankMeter
 	reports  *reports.Store
 	key      string // sandbox key of merchant m1
+	pgURL    string // the database's URL
+	bankURL  string // the sandbox banks' URL
 	stopped  bool
 	stop     func()
 }
@@ -112,7 +114,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	p := &pipeline{pool: pool, topics: events.NewTopics(prefix)}
+	p := &pipeline{pool: pool, topics: events.NewTopics(prefix), pgURL: url}
 	p.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
 
 	p.kafka, err = processor.NewClient(brokers)
@@ -125,6 +127,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	p.bank = banksim.New(cfg.banks)
 	p.meter = newBankMeter(p.bank.Handler())
 	bankSrv := httptest.NewServer(p.meter)
+	p.bankURL = bankSrv.URL
 	p.guard = connectors.NewGuard(httpbank.New(bankSrv.URL, httpbank.WithTimeout(0)), cfg.profiles, cfg.now)
 
 	stageCtx, cancel := context.WithCancel(ctx)
@@ -142,7 +145,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 			}
 		},
 		tuneStatement: func(f *statement.Follower, rc *statement.Reconciler) {
-			f.Every, f.SettleAfter, f.Lease = 100*time.Millisecond, 2*time.Second, 3*time.Second
+			f.Every, f.SettleAfter, f.Lease = 100*time.Millisecond, 8*time.Second, 10*time.Second
 			if cfg.statement != nil {
 				cfg.statement(f, rc)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -24,6 +25,11 @@ const defaultReconcileGrace = time.Minute
 const exitDifferences = 3
 
 func runReconcile(ctx context.Context, args []string) error {
+	return reconcile(ctx, args, os.Stdout)
+}
+
+// reconcile runs the command, writing the report to out.
+func reconcile(ctx context.Context, args []string, out io.Writer) error {
 	var url, bankURL, bankCode, date string
 	var grace, bankTimeout time.Duration
 	var asJSON bool
@@ -69,12 +75,12 @@ func runReconcile(ctx context.Context, args []string) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if err := rep.WriteTable(os.Stdout); err != nil {
+	} else if err := rep.WriteTable(out); err != nil {
 		return err
 	}
 	if !rep.OK() {

@@ -42,12 +42,13 @@ func (c *Cursors) Acquire(ctx context.Context, bank, owner string, ttl time.Dura
 }
 
 // Advance moves bank's cursor from `from` to `to` and renews the lease,
-// only while owner holds it and the cursor is still `from`; otherwise
-// ErrLeaseLost.
+// only while owner is still the lease's owner and the cursor is still
+// `from` (a lease that lapsed without anyone taking it over is still
+// ours); otherwise ErrLeaseLost.
 func (c *Cursors) Advance(ctx context.Context, bank, owner, from, to string, ttl time.Duration) error {
 	tag, err := c.db.Exec(ctx, `UPDATE statement_cursors
 		SET cursor = $4, lease_until = now() + $5::bigint * interval '1 millisecond', updated_at = now()
-		WHERE bank = $1 AND owner = $2 AND cursor = $3 AND lease_until >= now()`, bank, owner, from, to, ttl.Milliseconds())
+		WHERE bank = $1 AND owner = $2 AND cursor = $3`, bank, owner, from, to, ttl.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("store statement cursor of %s: %w", bank, err)
 	}
