@@ -27,7 +27,8 @@
 // kind (REJECTED with its failure code). A transfer is booked when the bank
 // decides it, not when it receives it: an ordinary one PAID at once, a
 // PROCESSING one PAID when it completes, a ...3333 one PAID at once and
-// RETURNED after Options.ReturnDelay, a refused one REJECTED at once. A
+// RETURNED after Options.ReturnDelay, a ...4444 one PAID and RETURNED at
+// once (two entries), a refused one REJECTED at once. A
 // duplicate receipt books nothing. Each bank has its own statement (an
 // e-wallet's transfers are in its host bank's); entries are in booking
 // order, which is also time order, and never change.
