@@ -75,11 +75,43 @@ func (s *Store) CancelBatch(ctx context.Context, merchantID, environment, batchI
 	return cancelled, kept, nil
 }
 
-// cancelSet cancels what it can of the payouts, inside tx: it locks them
-// (a dispatch claim takes the same rows FOR SHARE, so a claim and a cancel
-// of one payout serialise), leaves out those of another merchant
-// environment, and returns the payouts it cancelled and those it could not.
+// FailUnsent fails a payout that was never handed to its bank (see Cancel)
+// with the failure code, its debit returned in the same transaction: a
+// payout whose bank stayed unavailable too long (BANK_UNAVAILABLE). A
+// payout that may be at its bank is left alone: ErrNotCancellable.
+func (s *Store) FailUnsent(ctx context.Context, id, failureCode string) (payout.Disbursement, error) {
+	var d payout.Disbursement
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		done, kept, err := endUnsent(ctx, tx, []string{id}, nil, payout.Failed, failureCode, "fail")
+		switch {
+		case err != nil:
+			return err
+		case len(done) == 1:
+			d = done[0]
+			return nil
+		case len(kept) == 1:
+			d = kept[0]
+			return ErrNotCancellable
+		}
+		return payout.ErrNotFound
+	})
+	return d, err
+}
+
+// cancelSet cancels what it can of the merchant environment's payouts,
+// inside tx (see endUnsent).
 func cancelSet(ctx context.Context, tx pgx.Tx, merchantID, environment string, ids []string) (done, kept []payout.Disbursement, err error) {
+	own := func(d payout.Disbursement) bool { return d.MerchantID == merchantID && d.Environment == environment }
+	return endUnsent(ctx, tx, ids, own, payout.Cancelled, "", "cancel")
+}
+
+// endUnsent ends, inside tx, the payouts that were never handed to their
+// bank, moving them to status to (with failure code code): it locks them
+// (a dispatch claim takes the same rows FOR SHARE, so a claim and this
+// serialise), leaves out those filter rejects, returns the debit of the
+// debited ones under an entry of kind, and returns the payouts it ended and
+// those it could not (claimed by dispatch, maybe at the bank, or ended).
+func endUnsent(ctx context.Context, tx pgx.Tx, ids []string, filter func(payout.Disbursement) bool, to payout.Status, code, kind string) (done, kept []payout.Disbursement, err error) {
 	byID, err := payout.Locked(ctx, tx, ids)
 	if err != nil {
 		return nil, nil, err
@@ -87,7 +119,7 @@ func cancelSet(ctx context.Context, tx pgx.Tx, merchantID, environment string, i
 	var processing []string
 	for _, id := range ids {
 		d, ok := byID[id]
-		if !ok || d.MerchantID != merchantID || d.Environment != environment {
+		if !ok || (filter != nil && !filter(d)) {
 			delete(byID, id)
 			continue
 		}
@@ -124,11 +156,11 @@ func cancelSet(ctx context.Context, tx pgx.Tx, merchantID, environment string, i
 		}
 		switch {
 		case d.Status == payout.Pending:
-			pending = append(pending, payout.Move{ID: id, To: payout.Cancelled})
+			pending = append(pending, payout.Move{ID: id, To: to, FailureCode: code})
 		case d.Status == payout.Processing && !handed[id]:
 			total := d.Amount + d.Fee
-			entries = append(entries, entry{"cancel", d, map[string]int64{InFlight: -total, funding[id]: total}})
-			debited = append(debited, payout.Move{ID: id, To: payout.Cancelled})
+			entries = append(entries, entry{kind, d, map[string]int64{InFlight: -total, funding[id]: total}})
+			debited = append(debited, payout.Move{ID: id, To: to, FailureCode: code})
 		default:
 			kept = append(kept, d)
 		}
@@ -154,7 +186,7 @@ func cancelSet(ctx context.Context, tx pgx.Tx, merchantID, environment string, i
 		done = append(done, moved...)
 	}
 	for range entries {
-		movements.WithLabelValues("cancel").Inc()
+		movements.WithLabelValues(kind).Inc()
 	}
 	return done, kept, nil
 }
