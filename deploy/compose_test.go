@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 // loadCompose loads deploy/compose/compose.yaml as `docker compose` would:
@@ -131,6 +133,7 @@ func TestComposeStack(t *testing.T) {
 	if !mounts("grafana", "/dashboards") {
 		t.Error("grafana does not mount dashboards/")
 	}
+	checkObservabilityConfig(t, p)
 	for name, s := range p.Services {
 		for _, v := range s.Volumes {
 			if v.Type != types.VolumeTypeBind {
@@ -154,4 +157,94 @@ func flagValue(args []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// mountTarget is where service mounts the bind source ending in suffix.
+func mountTarget(p *types.Project, service, sourceSuffix string) string {
+	for _, v := range p.Services[service].Volumes {
+		if v.Type == types.VolumeTypeBind && strings.HasSuffix(filepath.ToSlash(v.Source), sourceSuffix) {
+			return v.Target
+		}
+	}
+	return ""
+}
+
+// checkObservabilityConfig follows the Prometheus and Grafana files the
+// stack mounts: the rules are loaded from where deploy/prometheus is
+// mounted, every scrape target is a disburse service's metrics port, and
+// Grafana's dashboard provider reads where dashboards/ is mounted.
+func checkObservabilityConfig(t *testing.T, p *types.Project) {
+	t.Helper()
+	var prom struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, filepath.Join("compose", "prometheus.yml"), &prom)
+	rules := mountTarget(p, "prometheus", "/deploy/prometheus")
+	if len(prom.RuleFiles) == 0 {
+		t.Error("prometheus.yml loads no rule files")
+	}
+	for _, f := range prom.RuleFiles {
+		if rules == "" || !strings.HasPrefix(f, rules+"/") {
+			t.Errorf("prometheus.yml rule_files %s is outside the mounted rules folder %q", f, rules)
+		}
+	}
+	scraped := map[string]bool{}
+	for _, sc := range prom.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				host, port, _ := strings.Cut(target, ":")
+				s, ok := p.Services[host]
+				if !ok {
+					t.Errorf("prometheus scrapes %s: no such service", target)
+					continue
+				}
+				var metrics string
+				if v := s.Environment["DISBURSE_METRICS_ADDR"]; v != nil {
+					metrics = *v
+				}
+				if !strings.HasSuffix(metrics, ":"+port) {
+					t.Errorf("prometheus scrapes %s, but the service serves metrics on %q", target, metrics)
+				}
+				scraped[host] = true
+			}
+		}
+	}
+	for name, s := range p.Services {
+		if s.Image == "disburse:local" && len(s.Command) > 0 && (s.Command[0] == "api" || s.Command[0] == "worker") && !scraped[name] {
+			t.Errorf("prometheus does not scrape %s", name)
+		}
+	}
+
+	var dash struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, filepath.Join("compose", "grafana", "provisioning", "dashboards", "disburse.yaml"), &dash)
+	want := mountTarget(p, "grafana", "/dashboards")
+	if len(dash.Providers) != 1 || want == "" || dash.Providers[0].Options.Path != want {
+		t.Errorf("grafana's dashboard provider reads %+v; dashboards/ is mounted at %q", dash.Providers, want)
+	}
+	if mountTarget(p, "grafana", "/grafana/provisioning") != "/etc/grafana/provisioning" {
+		t.Error("grafana does not mount its provisioning at /etc/grafana/provisioning")
+	}
+}
+
+func readYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yamlv3.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
