@@ -48,6 +48,9 @@
 //	...2222  recorded as PROCESSING; the response hangs for Options.Hang or until
 //	         the client gives up; COMPLETED after Options.CompleteDelay
 //	...3333  COMPLETED, then RETURNED after Options.ReturnDelay
+//	...4444  paid and returned at once: the response hangs like ...2222, and the
+//	         first status query answers RETURNED (a caller whose first definite
+//	         answer is a return)
 //	other    COMPLETED after the bank's latency (or, for the ProcessingRate
 //	         fraction, PROCESSING then COMPLETED after Options.CompleteDelay)
 //

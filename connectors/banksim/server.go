@@ -303,6 +303,11 @@ func (s *Server) record(bank string, req transferRequest, lat time.Duration) (t 
 	case strings.HasSuffix(acct, "3333"):
 		t.completeAt = now
 		t.returnAt = now.Add(lat + s.returnDelay)
+	case strings.HasSuffix(acct, "4444"):
+		// Paid and returned before the caller hears anything: the response
+		// hangs, and the first status query already answers RETURNED.
+		t.completeAt, t.returnAt = now, now
+		t.hang = true
 	case s.rng.Float64() < s.banks[bank].cfg.ProcessingRate:
 		t.completeAt = now.Add(lat + s.completeDelay)
 	default:

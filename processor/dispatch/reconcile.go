@@ -149,7 +149,7 @@ type returnCheck struct {
 // topic); anything else leaves it for the next scan.
 func (s *Stage) resolve(ctx context.Context, u payout.Unresolved) {
 	owner := s.instance + "/reconcile/" + token()
-	ok, _, err := s.Payouts.ClaimLease(ctx, u.ID, owner, 2*s.Bank.Profile(u.BankCode).Timeout+10*time.Second)
+	ok, _, err := s.Payouts.ClaimLease(ctx, u.ID, owner, s.instance, s.LeaseTTL)
 	if err != nil || !ok {
 		return
 	}
@@ -178,11 +178,7 @@ func (s *Stage) resolve(ctx context.Context, u payout.Unresolved) {
 		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
 	default:
 		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
-		d, err = s.settle(ctx, d, res)
-		if err == nil {
-			err = s.announce(ctx, d)
-		}
-		if err != nil {
+		if _, err := s.settle(ctx, d, res); err != nil {
 			s.Log.Warn("reconcile: settle", "disbursement_id", d.ID, "err", err)
 			return
 		}
@@ -207,9 +203,6 @@ func (s *Stage) checkReturn(ctx context.Context, d payout.Disbursement) {
 	}
 	reconciled.WithLabelValues("returned").Inc()
 	s.Log.Info("payout returned by the bank; reversed", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "bank", d.BankCode)
-	if err := s.announce(ctx, d); err != nil {
-		s.Log.Warn("reconcile: announce return", "disbursement_id", d.ID, "err", err)
-	}
 }
 
 // healthLoop writes this instance's view of every bank's breaker to
