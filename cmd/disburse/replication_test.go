@@ -75,10 +75,12 @@ func kafkaCluster(t *testing.T) (brokers []string, script func(args ...string)) 
 // bank received each exactly once, the books are clean, and the restarted
 // node is back in every partition's in-sync set.
 func TestReplicatedKafkaBrokerKilled(t *testing.T) {
-	const perMerchant = 300
+	const perMerchant = 240
 	merchants := []string{"m1", "m2", "m3"}
 	pgURL := testenv.Postgres(t)
+	began := time.Now()
 	brokers, script := kafkaCluster(t)
+	t.Logf("three-node cluster up in %s", time.Since(began).Round(time.Second))
 	prefix, bin := testenv.TopicPrefix(t), buildBinary(t)
 	if out, err := exec.Command(bin, "migrate", "--postgres-url", pgURL).CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
@@ -156,6 +158,7 @@ func TestReplicatedKafkaBrokerKilled(t *testing.T) {
 	}
 
 	waitFor(t, 3*time.Minute, func() bool { return terminal() >= n }, "every payout to end")
+	t.Logf("every payout ended %s after the test began", time.Since(began).Round(time.Second))
 	for _, p := range procs {
 		p.stop(t)
 	}
