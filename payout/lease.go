@@ -108,17 +108,6 @@ func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int,
 	return n, err
 }
 
-// CompletedSince lists payouts COMPLETED at or after since, newest first,
-// for the check for bank returns.
-func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM disbursements
-		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
-}
-
 // Claim is a payout a dispatch worker holds the lease of.
 type Claim struct {
 	Disbursement
@@ -144,7 +133,10 @@ type Claims struct {
 // heartbeat renews them), and records the transfer call of each claimed
 // payout that no transfer may have reached the bank for yet, all in one
 // transaction: one commit for the whole set.
-func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance string, ttl time.Duration) (Claims, error) {
+//
+// A payout whose transfer call is recorded gets its first reconciler check
+// scheduled checkAfter from now (see StartTransfer).
+func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance string, ttl, checkAfter time.Duration) (Claims, error) {
 	out := Claims{Leased: map[string]time.Time{}, Settled: map[string]Status{}}
 	if len(ids) == 0 {
 		return out, nil
@@ -265,6 +257,10 @@ func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance stri
 			}
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("record bank calls: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE disbursements SET check_at = now() + $2::bigint * interval '1 millisecond', checks = 0
+				WHERE id = ANY($1)`, toCall, checkAfter.Milliseconds()); err != nil {
+				return fmt.Errorf("schedule checks: %w", err)
 			}
 		}
 		for _, id := range claimed {

@@ -28,6 +28,7 @@ import (
 	"github.com/disburse/disburse/processor/ledgerstage"
 	"github.com/disburse/disburse/processor/relay"
 	"github.com/disburse/disburse/processor/sink"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -97,8 +98,9 @@ type stageDeps struct {
 	// bank is the bank connector with the banks' profiles applied.
 	bank *connectors.Guard
 	// tune adjusts the dispatch stage before it starts (tests shorten its
-	// windows).
-	tune func(*dispatch.Stage)
+	// windows); tuneStatement its statement follower and reconciler.
+	tune          func(*dispatch.Stage)
+	tuneStatement func(*statement.Follower, *statement.Reconciler)
 	// callbacks configures the callback stage.
 	callbacks callbackConfig
 	// reports is the ClickHouse store of the sink stage.
@@ -154,7 +156,7 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		run = st.Run
 	case "dispatch":
 		dst.Kafka = cl
-		run = dst.Run
+		run = withStatements(dst.Run, pool, bank, log, deps.tuneStatement)
 	case "callbacks":
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}

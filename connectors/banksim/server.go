@@ -46,6 +46,7 @@ type Server struct {
 	rng    *rand.Rand
 	banks  map[string]*bankState // every connectors bank of Kind "bank"
 	ledger map[string]*transfer  // by reference, across banks
+	stmt   statements
 }
 
 type bankState struct {
@@ -65,6 +66,7 @@ func New(opts Options) *Server {
 		log:           opts.Logger,
 		banks:         map[string]*bankState{},
 		ledger:        map[string]*transfer{},
+		stmt:          newStatements(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -114,6 +116,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /banks/{bank}/transfers", s.handleTransfer)
 	m.HandleFunc("GET /banks/{bank}/transfers/{reference}", s.handleStatus)
 	m.HandleFunc("POST /banks/{bank}/inquiries", s.handleInquiry)
+	m.HandleFunc("GET /banks/{bank}/statement", s.handleStatement)
+	m.HandleFunc("POST /admin/banks/{bank}/statement", s.handleInject)
 	m.HandleFunc("GET /admin/ledger", s.handleLedger)
 	m.HandleFunc("GET /admin/ledger/{reference}", s.handleLedgerRecord)
 	m.HandleFunc("GET /admin/banks", s.handleBanks)
@@ -314,6 +318,24 @@ func (s *Server) record(bank string, req transferRequest, lat time.Duration) (t 
 		t.completeAt = now
 	}
 	s.ledger[req.Reference] = t
+	// The statement books what the bank did, when it did it: a refusal or
+	// a payment now, a later payment or return when its time comes.
+	b := booking{at: now, reference: t.reference, amount: t.amount, currency: t.currency}
+	switch {
+	case t.failure != "":
+		b.kind, b.failure = connectors.EntryRejected, t.failure
+		s.book(bank, b)
+	case t.completeAt.After(now):
+		b.kind, b.at = connectors.EntryPaid, t.completeAt
+		s.bookLater(bank, b)
+	default:
+		b.kind = connectors.EntryPaid
+		s.book(bank, b)
+	}
+	if !t.returnAt.IsZero() {
+		b.kind, b.at, b.failure = connectors.EntryReturned, t.returnAt, ""
+		s.bookLater(bank, b)
+	}
 	return t, true
 }
 

@@ -178,7 +178,7 @@ func (s *Stage) route(jobs []*job) {
 	}
 	owner := s.instance + "/" + token()
 	claimedAt := time.Now().UnixNano()
-	got, err := s.Payouts.ClaimSet(context.Background(), ids, owner, s.instance, s.LeaseTTL)
+	got, err := s.Payouts.ClaimSet(context.Background(), ids, owner, s.instance, s.LeaseTTL, s.Reconcile.After)
 	if err != nil {
 		s.Log.Warn("claiming payouts failed; parking them to retry", "payouts", len(ids), "err", err)
 		for _, j := range claim {

@@ -255,7 +255,7 @@ func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
 	callID := j.claim.CallID
 	if j.called || callID == 0 {
 		var err error
-		callID, err = s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer, j.claim.Owner)
+		callID, err = s.Payouts.StartTransfer(ctx, d.ID, j.claim.Owner, s.Reconcile.After)
 		if errors.Is(err, payout.ErrLeaseLost) {
 			return connectors.Result{}, err
 		}

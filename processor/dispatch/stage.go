@@ -126,17 +126,15 @@ type Stage struct {
 
 	Reconcile ReconcileConfig
 
-	settler      *settler
-	renewedAt    atomic.Int64 // last successful heartbeat (unix ns)
-	instance     string
-	returnsMu    sync.Mutex
-	returnChecks map[string]returnCheck
-	tracker      *tracker
-	lanesMu      sync.Mutex
-	lanes        map[string]*lane
-	waiting      *waitQueue
-	jobs         sync.WaitGroup // lane workers and parks in progress
-	stopping     chan struct{}
+	settler   *settler
+	renewedAt atomic.Int64 // last successful heartbeat (unix ns)
+	instance  string
+	tracker   *tracker
+	lanesMu   sync.Mutex
+	lanes     map[string]*lane
+	waiting   *waitQueue
+	jobs      sync.WaitGroup // lane workers and parks in progress
+	stopping  chan struct{}
 }
 
 // BackoffConfig is exponential backoff with jitter (internal/retry).
