@@ -29,6 +29,8 @@ var commands = map[string]command{
 	"audit":     {"check the money invariants on a database; exit 1 on a violation", runAudit},
 	"submit":    {"upload a batch file (CSV or JSON) and follow it with a progress bar", runSubmit},
 	"reconcile": {"compare a bank's statement for a day with the ledger; exit 3 on a difference", runReconcile},
+	"version":   {"print the version and commit stamped at build time", runVersion},
+	"probe":     {"GET a health URL; exit 0 on 2xx (the container health check)", runProbe},
 }
 
 // exitError carries a process exit status.

@@ -63,7 +63,7 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	defer producer.Close()
 	topics := events.NewTopics(c.topicPrefix)
-	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
+	if err := processor.EnsureTopicsWith(ctx, producer, c.topicSpec(), topics.All()...); err != nil {
 		return err
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold, cb)
@@ -139,7 +139,7 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	defer admin.Close()
 	topics := events.NewTopics(c.topicPrefix)
-	if err := processor.EnsureTopics(ctx, admin, int32(c.partitions), topics.All()...); err != nil {
+	if err := processor.EnsureTopicsWith(ctx, admin, c.topicSpec(), topics.All()...); err != nil {
 		return err
 	}
 	rs, err := rc.open(ctx)
