@@ -16,7 +16,8 @@ import (
 
 func runAPI(ctx context.Context, args []string) error {
 	var c common
-	var apiAddr, operatorAddr, operatorToken, bankURL string
+	var apiAddr, operatorAddr, operatorToken string
+	var bc bankConfig
 	var inquiryTTL time.Duration
 	var nameThreshold float64
 	var access accessConfig
@@ -27,7 +28,7 @@ func runAPI(ctx context.Context, args []string) error {
 	access.register(fs, false)
 	cb.register(fs, false)
 	rc.register(fs)
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
+	bc.register(fs, "http://127.0.0.1:8082", false)
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
@@ -51,6 +52,10 @@ func runAPI(ctx context.Context, args []string) error {
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
 	}
+	bank, profiles, err := bc.newBank()
+	if err != nil {
+		return err
+	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
 		return err
@@ -65,7 +70,8 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold, cb)
+	s := newAPIServer(pool, producer, topics, operatorToken, bank, inquiryTTL, nameThreshold, cb)
+	s.Profiles = profiles
 	if err := access.apply(s); err != nil {
 		return err
 	}
@@ -97,16 +103,15 @@ func runAPI(ctx context.Context, args []string) error {
 func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var rc reportsConfig
-	var stageList, bankURL string
-	var bankTimeout time.Duration
+	var stageList string
+	var bc bankConfig
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	cb.register(fs, true)
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
-	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+	bc.register(fs, "http://127.0.0.1:8082", true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -119,6 +124,10 @@ func runWorker(ctx context.Context, args []string) error {
 	names := splitList(stageList)
 	if len(names) == 0 {
 		return fmt.Errorf("--stages names no stage (known: %v)", stageNames)
+	}
+	bank, _, err := bc.newBank()
+	if err != nil {
+		return err
 	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
@@ -150,7 +159,6 @@ func runWorker(ctx context.Context, args []string) error {
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
-	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
 		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs}); err != nil {
 			stop()

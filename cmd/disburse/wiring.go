@@ -17,6 +17,7 @@ import (
 	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
+	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
@@ -186,20 +187,71 @@ func (s *stages) wait() error {
 	}
 }
 
-// newBank is the bank connector of the API and the workers: the HTTP client
-// of the bank gateway at url, guarded by every bank's profile (breaker,
-// bulkhead, rate limit, windows). timeout, when positive, replaces the
-// profiles' call timeouts.
-func newBank(url string, timeout time.Duration) *connectors.Guard {
-	profiles := connectors.DefaultProfiles()
-	if timeout > 0 {
+// bankConfig is how a role reaches the banks: the bank gateway's URL, an
+// optional timeout replacing every profile's, and an optional bank-profiles
+// file (docs/banks.md) that sets each bank's profile and base URL.
+type bankConfig struct {
+	url          string
+	timeout      time.Duration
+	profilesPath string
+}
+
+// register adds --bank-url (with def as its default) and --bank-profiles;
+// withTimeout adds --bank-timeout.
+func (b *bankConfig) register(fs *flag.FlagSet, def string, withTimeout bool) {
+	fs.StringVar(&b.url, "bank-url", def, "base URL of the bank gateway (the sandbox banks in development); a bank-profiles file may give banks other URLs")
+	fs.StringVar(&b.profilesPath, "bank-profiles", "", "YAML file of the banks' profiles and base URLs (docs/banks.md; deploy/profiles/example.yaml); default: the built-in profiles")
+	if withTimeout {
+		fs.DurationVar(&b.timeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+	}
+}
+
+// profiles loads the bank-profiles file, or the built-in profiles.
+func (b bankConfig) profiles() (connectors.ProfileFile, error) {
+	if b.profilesPath == "" {
+		return connectors.ProfileFile{Profiles: connectors.DefaultProfiles()}, nil
+	}
+	return connectors.LoadProfileFile(b.profilesPath)
+}
+
+// newBank is the bank connector of the API and the workers: the HTTP
+// clients of the banks' base URLs, guarded by every bank's profile
+// (breaker, bulkhead, rate limit, windows). It also returns the profiles,
+// for GET /v1/banks.
+func (b bankConfig) newBank() (*connectors.Guard, connectors.Profiles, error) {
+	pf, err := b.profiles()
+	if err != nil {
+		return nil, nil, err
+	}
+	profiles := pf.Profiles
+	if b.timeout > 0 {
 		for code, p := range profiles {
-			p.Timeout = timeout
+			p.Timeout = b.timeout
 			profiles[code] = p
 		}
 	}
-	// The guard applies each bank's timeout; the client's own is off.
-	return connectors.NewGuard(httpbank.New(url, httpbank.WithTimeout(0)), profiles, nil)
+	// The guard applies each bank's timeout; the clients' own are off.
+	def := pf.URLFor("", b.url)
+	clients := map[string]connectors.Connector{def: httpbank.New(def, httpbank.WithTimeout(0))}
+	byBank := map[string]connectors.Connector{}
+	for code := range profiles {
+		u := pf.URLFor(code, b.url)
+		if clients[u] == nil {
+			clients[u] = httpbank.New(u, httpbank.WithTimeout(0))
+		}
+		byBank[code] = clients[u]
+	}
+	return connectors.NewGuard(connectors.NewRouter(clients[def], byBank), profiles, nil), profiles, nil
+}
+
+// banksimOptions are the sandbox banks with every bank's median latency set
+// to median (p99 eight times that), or their realistic per-bank defaults
+// when median is 0.
+func banksimOptions(median time.Duration) banksim.Options {
+	if median <= 0 {
+		return banksim.DefaultOptions()
+	}
+	return banksim.Options{Latency: banksim.Latency{Median: median, P99: 8 * median}}
 }
 
 // callbackConfig is the callbacks' configuration, shared by the api role
