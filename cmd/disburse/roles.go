@@ -105,6 +105,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var rc reportsConfig
 	var stageList string
 	var bc bankConfig
+	var naive bool
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
@@ -112,6 +113,7 @@ func runWorker(ctx context.Context, args []string) error {
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
 	bc.register(fs, "http://127.0.0.1:8082", true)
+	fs.BoolVar(&naive, "naive", false, "the naive baseline of `disburse bench`: one record per transaction and per produce (benchmarks only, never production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func runWorker(ctx context.Context, args []string) error {
 	defer stop()
 	var st stages
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive}); err != nil {
 			stop()
 			_ = st.wait()
 			return err

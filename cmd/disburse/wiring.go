@@ -102,7 +102,30 @@ type stageDeps struct {
 	callbacks callbackConfig
 	// reports is the ClickHouse store of the sink stage.
 	reports *reports.Store
+	// naive is the baseline of `disburse bench --baseline`: every stage
+	// takes one record per poll, so one Postgres transaction per payout, and
+	// every Kafka client produces one record at a time, synchronously. Never
+	// for production.
+	naive bool
 }
+
+// naiveClientOpts make a Kafka client produce one record at a time: no
+// linger, and a buffer of one record, so each produce waits for the
+// previous record's acknowledgement.
+func naiveClientOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1)}
+}
+
+// naiveDispatch is the hook of the naive baseline in the dispatch stage.
+// Today's stage already claims, calls and settles one payout per
+// transaction, so there is nothing to turn off; when the set-based dispatch
+// (issue 16, item 2) gives dispatch.Stage a Naive field, set it here
+// (st.Naive = true), and the relay stage's likewise.
+func naiveDispatch(st *dispatch.Stage) { _ = st }
+
+// naiveRecords is the records per poll of the consume loops in the naive
+// baseline: one, so each payout is its own transaction.
+const naiveRecords = 1
 
 // start launches the named stage; it consumes until ctx ends.
 func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
@@ -137,7 +160,13 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		if deps.tune != nil {
 			deps.tune(dst)
 		}
+		if deps.naive {
+			naiveDispatch(dst)
+		}
 		opts = append(opts, dst.GroupOpts()...)
+	}
+	if deps.naive {
+		opts = append(opts, naiveClientOpts()...)
 	}
 	cl, err := processor.NewClient(brokers, opts...)
 	if err != nil {
@@ -148,6 +177,12 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	case "ledger":
 		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
+		if deps.naive {
+			// The stage's own Run polls up to 1,000 records per transaction.
+			run = func(ctx context.Context) error {
+				return processor.Consume(ctx, "ledger", cl, naiveRecords, log, st.Handle)
+			}
+		}
 	case "dispatch":
 		dst.Kafka = cl
 		run = dst.Run
@@ -155,7 +190,26 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
+		if deps.naive {
+			// callbackstage.Stage.Run with one record per poll: the worker
+			// delivers beside the consume loop, as in Run.
+			run = func(ctx context.Context) error {
+				var wg sync.WaitGroup
+				var workerErr error
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					workerErr = st.Worker.Run(ctx)
+				}()
+				err := processor.Consume(ctx, "callbacks", cl, naiveRecords, log, st.Handle)
+				wg.Wait()
+				return errors.Join(err, workerErr)
+			}
+		}
 	case "sink":
+		// The sink keeps its batches in the naive baseline too: ClickHouse
+		// takes no per-payout transactions, and one insert per row would
+		// measure the engine's part-per-insert cost, not the pipeline's.
 		st := &sink.Stage{Feeds: []sink.Feed{&sink.StatusFeed{Name: topics.Status, Reports: deps.reports, Log: log}}, Kafka: cl, Log: log}
 		run = st.Run
 	}
