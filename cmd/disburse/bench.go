@@ -15,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/reports/chdb"
 )
@@ -339,4 +338,3 @@ func benchExecutable() (string, error) {
 	}
 	return exe, nil
 }
-

@@ -53,7 +53,9 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	id := fmt.Sprintf("%s_%d", map[bool]string{false: "sets", true: "naive"}[naive], time.Now().UnixMilli())
 	dbName := "bench_" + id
 	prefix := "bench." + id + "."
-	say := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench %s: %s\n", mode, fmt.Sprintf(format, a...)) }
+	say := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "bench %s: %s\n", mode, fmt.Sprintf(format, a...))
+	}
 
 	// --- the run's database, topics and reports database ---
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{dbName}.Sanitize()); err != nil {
