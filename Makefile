@@ -11,7 +11,9 @@ run:
 test:
 	@deploy/test.sh
 
-# The shipped benchmarks on the real services (docs/benchmarks.md).
+# `disburse bench` on the targets' scenarios and the Go micro-benchmarks, on
+# the real services (docs/benchmarks.md). SCENARIOS=... picks some;
+# DISBURSE_KEEP_SERVICES=1 leaves the services running.
 bench:
 	@deploy/bench.sh
 

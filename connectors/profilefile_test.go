@@ -138,7 +138,7 @@ func TestShippedProfileFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for code, p := range fast.Profiles {
-		if p.MaxInFlight < 128 || len(p.Windows) != 0 {
+		if p.MaxInFlight < 64 || len(p.Windows) != 0 {
 			t.Errorf("fast.yaml %s = %+v", code, p)
 		}
 	}

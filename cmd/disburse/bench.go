@@ -30,6 +30,7 @@ type benchConfig struct {
 	bankLatency                             time.Duration
 	stages                                  string // inprocess or processes
 	jsonOut, baseline                       bool
+	jsonFile                                string
 	bankProfiles                            string
 	partitions                              int
 	timeout                                 time.Duration
@@ -144,6 +145,7 @@ func parseBench(args []string) (benchConfig, error) {
 	fs.DurationVar(&c.bankLatency, "bank-latency", 5*time.Millisecond, "median latency of the sandbox banks (p99 eight times it)")
 	fs.StringVar(&c.stages, "stages", "inprocess", "inprocess: every stage in this process; processes: each stage its own `disburse worker` process")
 	fs.BoolVar(&c.jsonOut, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&c.jsonFile, "json-out", "", "also write the JSON object to this file (the table still prints)")
 	fs.BoolVar(&c.baseline, "baseline", false, "also run the naive baseline (one transaction per payout, one synchronous produce per record) and print the ratio")
 	fs.StringVar(&c.bankProfiles, "bank-profiles", "deploy/profiles/fast.yaml", "YAML file of the banks' profiles (docs/banks.md)")
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the run's topics")
@@ -200,10 +202,18 @@ func benchWith(ctx context.Context, c benchConfig, eng reports.Engine, out io.Wr
 			rep.Ratio = main.CompletedPerSecond / base.CompletedPerSecond
 		}
 	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	if c.jsonFile != "" {
+		if err := os.WriteFile(c.jsonFile, js, 0o644); err != nil {
+			return err
+		}
+	}
 	if c.jsonOut {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if _, err := out.Write(js); err != nil {
 			return err
 		}
 	} else {

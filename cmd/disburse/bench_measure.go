@@ -107,8 +107,12 @@ func resetPeakRSS() {
 }
 
 // peakRSSMiB is this process's peak resident set (VmHWM) in MiB.
-func peakRSSMiB() float64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSSMiB() float64 { return peakRSSMiBOf("/proc/self/status") }
+
+// peakRSSMiBOf reads VmHWM from a /proc/<pid>/status file; 0 when it
+// cannot.
+func peakRSSMiBOf(path string) float64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

@@ -758,6 +758,9 @@ func startBenchWorker(ctx context.Context, exe, stage string, c benchConfig, dbU
 // and reads its CPU time and peak RSS.
 func (w *benchWorker) stop() {
 	w.once.Do(func() {
+		// Peak RSS from the process's own VmHWM: the rusage of wait4 also
+		// counts the parent's memory at the fork.
+		w.rssMiB = peakRSSMiBOf(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
 		_ = w.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-w.done:
@@ -767,7 +770,6 @@ func (w *benchWorker) stop() {
 		}
 		if ru, ok := w.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			w.cpu = rusageCPU(ru)
-			w.rssMiB = float64(ru.Maxrss) / 1024
 		}
 		if !w.cmd.ProcessState.Success() {
 			slog.Warn("bench worker exited with an error", "stage", w.stage, "state", w.cmd.ProcessState.String(), "log", w.log.String())
