@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ type benchConfig struct {
 	stages                                  string // inprocess or processes
 	jsonOut, baseline                       bool
 	jsonFile                                string
+	cpuProfile                              string
 	bankProfiles                            string
 	partitions                              int
 	timeout                                 time.Duration
@@ -150,6 +152,7 @@ func parseBench(args []string) (benchConfig, error) {
 	fs.StringVar(&c.bankProfiles, "bank-profiles", "deploy/profiles/fast.yaml", "YAML file of the banks' profiles (docs/banks.md)")
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the run's topics")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up on a run after this long")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process over the set-based run to this file (with --stages inprocess: every stage; go tool pprof reads it)")
 	fs.BoolVar(&c.keep, "keep", false, "keep each run's database, topics and reports database")
 	fs.DurationVar(&c.progress, "progress-every", time.Second, "how often progress is printed on stderr")
 	// The bench's receiver is on loopback over plain HTTP.
@@ -186,7 +189,23 @@ func benchWith(ctx context.Context, c benchConfig, eng reports.Engine, out io.Wr
 		return fmt.Errorf("synchronous_commit is %q on this server; the bench measures durable commits only (deploy/postgres.sh keeps it on)", sc)
 	}
 	rep := benchReport{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
+	var prof *os.File
+	if c.cpuProfile != "" {
+		if prof, err = os.Create(c.cpuProfile); err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			prof.Close()
+			return err
+		}
+	}
 	main, err := benchRun(ctx, c, admin, eng, false)
+	if prof != nil {
+		pprof.StopCPUProfile()
+		if cerr := prof.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return err
 	}
