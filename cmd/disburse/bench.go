@@ -211,6 +211,11 @@ func benchWith(ctx context.Context, c benchConfig, eng reports.Engine, out io.Wr
 	}
 	rep.benchResult = main
 	if c.baseline && ctx.Err() == nil {
+		// The first run's figures, on stderr at once: the baseline takes
+		// long, and an interrupted invocation still leaves them.
+		if !c.jsonOut {
+			printRun(os.Stderr, main)
+		}
 		base, err := benchRun(ctx, c, admin, eng, true)
 		if err != nil {
 			return fmt.Errorf("baseline: %w", err)

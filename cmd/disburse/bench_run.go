@@ -523,14 +523,19 @@ func kafkaRecords(ctx context.Context, cl *kgo.Client, topics events.Topics) (in
 // outcome counts.
 func benchLegs(ctx context.Context, db *pgxpool.Pool, res *benchResult, t0 time.Time, sentAt map[string]time.Time,
 	bankAt map[string]time.Time, recv *callbackReceiver, visibleAt map[string]time.Time) error {
-	rows, err := db.Query(ctx, `SELECT d.id, d.merchant_id, d.reference_id, d.batch_id IS NOT NULL,
-			extract(epoch FROM min(e.at) FILTER (WHERE e.status = 'PENDING'))::float8,
-			extract(epoch FROM min(e.at) FILTER (WHERE e.status = 'PROCESSING'))::float8,
-			extract(epoch FROM min(e.at) FILTER (WHERE e.status IN ('COMPLETED', 'FAILED')))::float8,
-			d.status,
-			(SELECT extract(epoch FROM min(c.delivered_at))::float8 FROM callbacks c WHERE c.subject_id = d.id AND c.type IN ('disbursement.completed', 'disbursement.failed'))
-		FROM disbursements d JOIN payout_events e ON e.disbursement_id = d.id
-		GROUP BY d.id`)
+	// Hash joins over the three tables: callbacks has no index on
+	// subject_id, and a correlated subquery per payout is quadratic.
+	rows, err := db.Query(ctx, `WITH ev AS (
+			SELECT disbursement_id,
+				extract(epoch FROM min(at) FILTER (WHERE status = 'PENDING'))::float8 AS pending,
+				extract(epoch FROM min(at) FILTER (WHERE status = 'PROCESSING'))::float8 AS processing,
+				extract(epoch FROM min(at) FILTER (WHERE status IN ('COMPLETED', 'FAILED')))::float8 AS terminal
+			FROM payout_events GROUP BY disbursement_id),
+		cb AS (
+			SELECT subject_id, extract(epoch FROM min(delivered_at))::float8 AS delivered
+			FROM callbacks WHERE type IN ('disbursement.completed', 'disbursement.failed') GROUP BY subject_id)
+		SELECT d.id, d.merchant_id, d.reference_id, d.batch_id IS NOT NULL, ev.pending, ev.processing, ev.terminal, d.status, cb.delivered
+		FROM disbursements d JOIN ev ON ev.disbursement_id = d.id LEFT JOIN cb ON cb.subject_id = d.id`)
 	if err != nil {
 		return err
 	}
