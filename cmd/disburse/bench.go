@@ -73,6 +73,7 @@ type benchResult struct {
 
 	Completed        int      `json:"completed"`
 	Failed           int      `json:"failed"`
+	RefusedAtDebit   int      `json:"refused_at_debit"` // failed without reaching a bank
 	BooksOK          bool     `json:"books_ok"`
 	BooksProblems    []string `json:"books_problems,omitempty"`
 	BankTransfers    int      `json:"bank_transfers"`

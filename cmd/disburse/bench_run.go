@@ -464,8 +464,8 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	if len(led.Conflicts) > 0 {
 		res.BooksProblems = append(res.BooksProblems, fmt.Sprintf("the sandbox bank received %d reference(s) with different details", len(led.Conflicts)))
 	}
-	if led.Transfers != res.Completed+res.Failed-refusedAtDebit(res) {
-		res.BooksProblems = append(res.BooksProblems, fmt.Sprintf("the sandbox bank holds %d transfers; %d payouts were sent", led.Transfers, res.Completed+res.Failed-refusedAtDebit(res)))
+	if led.Transfers != res.Completed+res.Failed-res.RefusedAtDebit {
+		res.BooksProblems = append(res.BooksProblems, fmt.Sprintf("the sandbox bank holds %d transfers; %d payouts were sent", led.Transfers, res.Completed+res.Failed-res.RefusedAtDebit))
 	}
 	if d := recv.duplicate.Load(); d > 0 {
 		say("%d callbacks arrived again (at-least-once delivery; not an error)", d)
@@ -481,9 +481,6 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	return res, nil
 }
 
-// refusedAtDebit is how many failed payouts never reached a bank; the
-// bench funds every merchant, so none should be.
-func refusedAtDebit(r benchResult) int { return r.Legs["debit_refused"].Count }
 
 // benchProgress is what the run has reached.
 type benchProgress struct {
@@ -603,7 +600,7 @@ func benchLegs(ctx context.Context, db *pgxpool.Pool, res *benchResult, t0 time.
 	for name, v := range legs {
 		res.Legs[name] = quantiles(v)
 	}
-	res.Legs["debit_refused"] = Quantiles{Count: refused}
+	res.RefusedAtDebit = refused
 	res.DebitedPerSecond, _ = sustainedRate(debits, start)
 	res.CompletedPerSecond, res.RateMethod = sustainedRate(terminals, start)
 	res.TerminalSeconds = lastTerminal - start
