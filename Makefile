@@ -30,6 +30,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzDecodeStrict -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzSettingsPatch -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME) ./connectors
+	go test -run XXX -fuzz FuzzParseProfileFile -fuzztime $(FUZZTIME) ./connectors
 	go test -run XXX -fuzz FuzzCSV -fuzztime $(FUZZTIME) ./batch
 	go test -run XXX -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./batch
 	go test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./callbacks/signature
