@@ -481,7 +481,6 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	return res, nil
 }
 
-
 // benchProgress is what the run has reached.
 type benchProgress struct {
 	accepted, debited, terminal, callbacks, visible int64
