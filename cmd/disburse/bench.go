@@ -80,6 +80,9 @@ type benchResult struct {
 	BankDuplicates   int      `json:"bank_duplicates"`
 	CallbackBadSigs  int64    `json:"callback_bad_signatures"`
 	CallbacksBatches int      `json:"callbacks_batches"`
+	// LoadAverage is the machine's 1-minute load average at the end of the
+	// run: on a shared machine it says how much else was running.
+	LoadAverage string `json:"load_average"`
 }
 
 // benchReport is the whole invocation's output.
@@ -355,6 +358,7 @@ func printRun(w io.Writer, r benchResult) {
 		books = "BOOKS DO NOT HOLD: " + strings.Join(r.BooksProblems, "; ")
 	}
 	fmt.Fprintf(w, "%s (%d completed, %d failed, %d bank transfers, %d batch callbacks)\n", books, r.Completed, r.Failed, r.BankTransfers, r.CallbacksBatches)
+	fmt.Fprintf(w, "load average at the end of the run: %s\n", r.LoadAverage)
 }
 
 // reportsDB is a run's ClickHouse database in the shared engine.

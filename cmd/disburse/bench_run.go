@@ -403,6 +403,9 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	}
 	cpuBench := selfCPU() - cpu0
 	rssBench := peakRSSMiB()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAverage = strings.Fields(string(b))[0]
+	}
 
 	// --- stop, then count ---
 	stopAll()
