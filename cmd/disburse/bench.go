@@ -149,7 +149,7 @@ func parseBench(args []string) (benchConfig, error) {
 	fs.IntVar(&c.singles, "singles", 0, "single payouts per merchant, sent concurrently by --clients")
 	fs.IntVar(&c.clients, "clients", 16, "concurrent HTTP clients sending the singles (shared by the merchants)")
 	fs.DurationVar(&c.bankLatency, "bank-latency", 5*time.Millisecond, "median latency of the sandbox banks (p99 eight times it)")
-	fs.StringVar(&c.stages, "stages", "inprocess", "inprocess: every stage in this process; processes: each stage its own `disburse worker` process")
+	fs.StringVar(&c.stages, "stages", "inprocess", "inprocess: every stage in this process; processes: each stage its own disburse worker process")
 	fs.BoolVar(&c.jsonOut, "json", false, "print one JSON object instead of the table")
 	fs.StringVar(&c.jsonFile, "json-out", "", "also write the JSON object to this file (the table still prints)")
 	fs.BoolVar(&c.baseline, "baseline", false, "also run the naive baseline (one transaction per payout, one synchronous produce per record) and print the ratio")

@@ -113,7 +113,7 @@ func runWorker(ctx context.Context, args []string) error {
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
 	bc.register(fs, "http://127.0.0.1:8082", true)
-	fs.BoolVar(&naive, "naive", false, "the naive baseline of `disburse bench`: one record per transaction and per produce (benchmarks only, never production)")
+	fs.BoolVar(&naive, "naive", false, "the naive baseline of disburse bench: one record per transaction and per produce (benchmarks only, never production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
