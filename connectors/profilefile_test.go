@@ -155,6 +155,9 @@ func (n namedConnector) Transfer(context.Context, TransferRequest) (Result, erro
 func (n namedConnector) Status(context.Context, string, string) (Result, error) {
 	return Result{Reference: n.name}, nil
 }
+func (n namedConnector) Statement(context.Context, string, StatementQuery) (StatementPage, error) {
+	return StatementPage{Next: n.name}, nil
+}
 
 func TestRouterRoutesByHostBank(t *testing.T) {
 	r := NewRouter(namedConnector{"default"}, map[string]Connector{"bca": namedConnector{"bca"}})
@@ -164,6 +167,9 @@ func TestRouterRoutesByHostBank(t *testing.T) {
 	}
 	if res, _ := r.Status(ctx, "bni", "x"); res.Reference != "default" {
 		t.Errorf("bni status went to %s", res.Reference)
+	}
+	if page, _ := r.Statement(ctx, "linkaja", StatementQuery{}); page.Next != "default" {
+		t.Errorf("linkaja (host bri) statement went to %s", page.Next)
 	}
 	if inq, _ := r.Inquire(ctx, "bca", "1"); inq.Status != "bca" {
 		t.Errorf("bca inquiry went to %s", inq.Status)

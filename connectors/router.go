@@ -37,3 +37,7 @@ func (r *Router) Transfer(ctx context.Context, req TransferRequest) (Result, err
 func (r *Router) Status(ctx context.Context, bankCode, reference string) (Result, error) {
 	return r.pick(bankCode).Status(ctx, bankCode, reference)
 }
+
+func (r *Router) Statement(ctx context.Context, bankCode string, q StatementQuery) (StatementPage, error) {
+	return r.pick(bankCode).Statement(ctx, bankCode, q)
+}

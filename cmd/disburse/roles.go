@@ -10,6 +10,7 @@ import (
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -106,13 +107,17 @@ func runWorker(ctx context.Context, args []string) error {
 	var stageList string
 	var bc bankConfig
 	var naive bool
+	var settleEvery time.Duration
+	var settleGroup int
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	cb.register(fs, true)
 	rc.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
+	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
 	bc.register(fs, "http://127.0.0.1:8082", true)
+	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
+	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
 	fs.BoolVar(&naive, "naive", false, "the naive baseline of disburse bench: one record per transaction and per produce (benchmarks only, never production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -122,6 +127,9 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	if err := cb.validate(); err != nil {
 		return err
+	}
+	if settleGroup < 1 || settleGroup > 10_000 || settleEvery <= 0 {
+		return fmt.Errorf("--settle-group must be 1 to 10000 and --settle-every positive, got %d and %s", settleGroup, settleEvery)
 	}
 	names := splitList(stageList)
 	if len(names) == 0 {
@@ -162,7 +170,9 @@ func runWorker(ctx context.Context, args []string) error {
 	defer stop()
 	var st stages
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive}); err != nil {
+		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive,
+			tune: func(d *dispatch.Stage) { d.SettleGroup, d.SettleEvery = settleGroup, settleEvery }}
+		if err := st.start(stageCtx, name, deps); err != nil {
 			stop()
 			_ = st.wait()
 			return err
