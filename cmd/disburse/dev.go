@@ -21,6 +21,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports/chdb"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
@@ -198,7 +199,9 @@ func runDev(ctx context.Context, args []string) error {
 		if name == "sink" && rs == nil {
 			continue
 		}
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs,
+			// The in-process sandbox bank's statement starts empty at every start; the database persists.
+			tuneStatement: func(f *statement.Follower, _ *statement.Reconciler) { f.RestartOnBadCursor = true }}); err != nil {
 			stopStages()
 			return err
 		}
