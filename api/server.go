@@ -108,6 +108,7 @@ func (s *Server) MerchantRoutes() []Route {
 	const create, read = merchant.BudgetCreate, merchant.BudgetRead
 	return []Route{
 		{"POST", "/v1/disbursements", s.authed(create, s.createDisbursement)},
+		{"GET", "/v1/disbursements", s.authed(read, s.listDisbursements)},
 		{"GET", "/v1/disbursements/{id}", s.authed(read, s.getDisbursement)},
 		{"POST", "/v1/batches", s.authed(create, s.createBatch)},
 		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
