@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -164,23 +163,17 @@ func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p mercha
 	switch payout.Status(status) {
 	case "", payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
 	default:
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED",
-			payout.FieldError{Field: "status", Code: "INVALID_VALUE", Message: "unknown status"}))
+		writeError(w, badQuery("status", "INVALID_VALUE", "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED"))
 		return
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "limit must be 1 to 1000",
-				payout.FieldError{Field: "limit", Code: "OUT_OF_RANGE", Message: "limit must be 1 to 1000"}))
-			return
-		}
-		limit = n
+	limit, prob := queryLimit(q, defaultPageSize, maxPageSize)
+	if prob != nil {
+		writeError(w, prob)
+		return
 	}
 	cursor := q.Get("cursor")
 	if len(cursor) > 64 {
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "cursor is the next_cursor of a previous page"))
+		writeError(w, cursorProblem("cursor"))
 		return
 	}
 	items, err := store.Items(r.Context(), id, status, cursor, limit)

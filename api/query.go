@@ -65,3 +65,42 @@ func queryTime(q url.Values, param string) (time.Time, *problem) {
 func cursorProblem(param string) *problem {
 	return badQuery(param, "INVALID_CURSOR", param+" must be the next_cursor of a previous page of this list")
 }
+
+// checkRequestText refuses, before any handler reads them, a path or query
+// that no store could be asked about: a path that is not UTF-8 or holds
+// control characters is no resource (404); a query string that does not
+// parse, or a parameter that is not UTF-8 or holds a NUL or another
+// control character, is a bad parameter (400). Postgres refuses such text
+// with an error, which must not become a 500.
+func checkRequestText(r *http.Request) *problem {
+	if !cleanParam(r.URL.Path) {
+		return newProblem(http.StatusNotFound, CodeNotFound, "no such resource")
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badQuery("query", "INVALID_ENCODING", "the query string is not valid percent-encoding")
+	}
+	for name, vs := range q {
+		if !cleanParam(name) {
+			return badQuery("query", "INVALID_ENCODING", "query parameter names must be UTF-8 without control characters")
+		}
+		for _, v := range vs {
+			if !cleanParam(v) {
+				return badQuery(name, "INVALID_ENCODING", name+" must be UTF-8 without control characters")
+			}
+		}
+	}
+	return nil
+}
+
+func cleanParam(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

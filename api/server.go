@@ -196,6 +196,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 // measures the request.
 func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(*errorConn); ok {
+			c.handlerStarted()
+			defer c.handlerDone()
+		}
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
