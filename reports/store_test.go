@@ -16,7 +16,7 @@ import (
 var day = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 
 // dayPeriod is the UTC day of day.
-var dayPeriod = reports.Period{From: day.Truncate(24 * time.Hour), To: day.Truncate(24 * time.Hour).AddDate(0, 0, 1)}
+var dayPeriod = reports.Period{From: day.Truncate(24 * time.Hour), To: day.Truncate(24*time.Hour).AddDate(0, 0, 1)}
 
 func ev(merchant, env, id, status string, version int, amount int64, at time.Time) events.Status {
 	return events.Status{
