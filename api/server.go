@@ -114,6 +114,8 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
 		{"GET", "/v1/batches/{id}/items", s.authed(read, s.listBatchItems)},
 		{"GET", "/v1/balance", s.authed(read, s.getBalance)},
+		{"GET", "/v1/balance/transactions", s.authed(read, s.getBalanceTransactions)},
+		{"GET", "/v1/balance/transactions.csv", s.authed(read, s.getBalanceTransactionsCSV)},
 		{"GET", "/v1/banks", s.authed(read, s.listBanks)},
 		{"POST", "/v1/account-inquiry", s.authed(read, s.accountInquiry)},
 		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
