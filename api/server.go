@@ -111,6 +111,7 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/disbursements", s.authed(read, s.listDisbursements)},
 		{"GET", "/v1/disbursements/{id}", s.authed(read, s.getDisbursement)},
 		{"POST", "/v1/batches", s.authed(create, s.createBatch)},
+		{"GET", "/v1/batches", s.authed(read, s.listBatches)},
 		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
 		{"GET", "/v1/batches/{id}/items", s.authed(read, s.listBatchItems)},
 		{"GET", "/v1/balance", s.authed(read, s.getBalance)},

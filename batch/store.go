@@ -95,9 +95,9 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 		}
 		rows, err := tx.Query(ctx, `WITH changed AS (
 				INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash, reference_id,
-					batch_id, bank_code, account_number, account_holder_name, amount, currency, description, status)
+					batch_id, bank_code, account_number, account_holder_name, amount, currency, description, metadata, status)
 				SELECT t.id, $1, $2, t.idempotency_key, '\x00', t.reference_id, $3, t.bank_code, t.account_number,
-					t.account_holder_name, t.amount, t.currency, t.description, 'PENDING'
+					t.account_holder_name, t.amount, t.currency, t.description, t.metadata, 'PENDING'
 				FROM batch_items t ORDER BY t.row
 				ON CONFLICT DO NOTHING
 				RETURNING *), `+payout.RecordEvents+`
@@ -189,11 +189,11 @@ func (s *Store) replay(ctx context.Context, tx pgx.Tx, id string, hash []byte, a
 func copyItems(ctx context.Context, tx pgx.Tx, merchantID, environment string, items []Item) error {
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE batch_items (
 			row integer, id text, idempotency_key text, reference_id text, bank_code text, account_number text,
-			account_holder_name text, amount bigint, currency text, description text) ON COMMIT DROP`); err != nil {
+			account_holder_name text, amount bigint, currency text, description text, metadata jsonb) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("temp table: %w", err)
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batch_items"},
-		[]string{"row", "id", "idempotency_key", "reference_id", "bank_code", "account_number", "account_holder_name", "amount", "currency", "description"},
+		[]string{"row", "id", "idempotency_key", "reference_id", "bank_code", "account_number", "account_holder_name", "amount", "currency", "description", "metadata"},
 		pgx.CopyFromFunc(func() func() ([]any, error) {
 			i := 0
 			return func() ([]any, error) {
@@ -203,8 +203,12 @@ func copyItems(ctx context.Context, tx pgx.Tx, merchantID, environment string, i
 				it := items[i]
 				i++
 				key := ItemKey(it.ReferenceID)
+				meta := it.Metadata
+				if meta == nil {
+					meta = map[string]string{}
+				}
 				return []any{it.Row, payout.ID(merchantID, environment, key), key, it.ReferenceID, it.BankCode, it.AccountNumber,
-					it.AccountHolderName, it.Amount, it.Currency, it.Description}, nil
+					it.AccountHolderName, it.Amount, it.Currency, it.Description, meta}, nil
 			}
 		}()))
 	if err != nil {
