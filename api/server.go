@@ -129,6 +129,7 @@ func (s *Server) MerchantRoutes() []Route {
 		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
 		{"GET", "/v1/reports/summary", s.authed(read, s.getReportSummary)},
 		{"GET", "/v1/reports/disbursements.csv", s.authed(read, s.getReportCSV)},
+		{"GET", "/v1/openapi.yaml", s.getOpenAPI}, // public: the contract is no secret
 	}
 }
 
