@@ -63,6 +63,11 @@ type Server struct {
 	// Bank answers account inquiries (POST /v1/account-inquiry and the
 	// account_holder_name check of a new payout); nil answers 503.
 	Bank connectors.Connector
+	// Banks, when set, replaces Bank with a gateway per environment
+	// ("sandbox", "production"), each with its own inquiry cache, so
+	// sandbox never reaches a real bank and production never the
+	// simulator; an environment without one answers 503.
+	Banks map[string]connectors.Connector
 	// Profiles are the banks' profiles, for the windows GET /v1/banks
 	// shows (nil: connectors.DefaultProfiles()).
 	Profiles connectors.Profiles

@@ -27,7 +27,11 @@ func runAPI(ctx context.Context, args []string) error {
 	access.register(fs, false)
 	cb.register(fs, false)
 	rc.register(fs)
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
+	var bankCredentials, prodURL, prodCredentials string
+	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the sandbox environment's bank gateway (the sandbox banks), for account inquiries")
+	fs.StringVar(&bankCredentials, "bank-credentials", "", "credential of --bank-url by reference: env:NAME or file:/path")
+	fs.StringVar(&prodURL, "production-bank-url", "", "base URL of the production bank gateway (none: production account inquiries answer 503)")
+	fs.StringVar(&prodCredentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
@@ -51,6 +55,10 @@ func runAPI(ctx context.Context, args []string) error {
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
 	}
+	gateways, err := apiGateways(gatewayConfig{bankURL, bankCredentials}, gatewayConfig{prodURL, prodCredentials}, inquiryTTL)
+	if err != nil {
+		return err // a gateway setting is wrong: say so before connecting to anything
+	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
 		return err
@@ -66,6 +74,7 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold, cb)
+	s.Banks = gateways
 	if err := access.apply(s); err != nil {
 		return err
 	}
