@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
@@ -54,7 +57,7 @@ func (s *Server) getBalanceTransactions(w http.ResponseWriter, r *http.Request, 
 		writeError(w, prob)
 		return
 	}
-	list, next, err := ledger.Statement(r.Context(), s.Ledger.DB(), p.MerchantID, p.Environment, "IDR", sp.from, sp.to, sp.after, sp.limit)
+	list, next, err := s.statementPage(r.Context(), p, sp, sp.after, sp.limit)
 	if errors.Is(err, ledger.ErrNoAccounts) {
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "this environment has no balance yet"))
 		return
@@ -87,7 +90,7 @@ func (s *Server) getBalanceTransactionsCSV(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	ctx := r.Context()
-	list, next, err := ledger.Statement(ctx, s.Ledger.DB(), p.MerchantID, p.Environment, "IDR", sp.from, sp.to, sp.after, statementPage)
+	list, next, err := s.statementPage(ctx, p, sp, sp.after, statementPage)
 	if errors.Is(err, ledger.ErrNoAccounts) {
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "this environment has no balance yet"))
 		return
@@ -114,9 +117,20 @@ func (s *Server) getBalanceTransactionsCSV(w http.ResponseWriter, r *http.Reques
 		if next == 0 {
 			return
 		}
-		if list, next, err = ledger.Statement(ctx, s.Ledger.DB(), p.MerchantID, p.Environment, "IDR", sp.from, sp.to, next, statementPage); err != nil {
+		if list, next, err = s.statementPage(ctx, p, sp, next, statementPage); err != nil {
 			s.Log.Error("statement export failed", "merchant_id", p.MerchantID, "err", err)
 			panic(http.ErrAbortHandler) // a cut download, never a short file that looks whole
 		}
 	}
+}
+
+// statementPage reads one page in a read-only repeatable-read transaction,
+// so the page and the balance before it come from one snapshot.
+func (s *Server) statementPage(ctx context.Context, p merchant.Principal, sp statementParams, after int64, limit int) ([]ledger.StatementLine, int64, error) {
+	tx, err := s.Ledger.DB().BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	return ledger.Statement(ctx, tx, p.MerchantID, p.Environment, "IDR", sp.from, sp.to, after, limit)
 }

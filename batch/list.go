@@ -56,7 +56,7 @@ func ParseListCursor(s string) (time.Time, string, error) {
 // first (created_at, then id, descending), after the cursor, each with
 // its progress, and the next page's cursor ("" when none). Keyset pages
 // on a key that never changes: batches created while a client pages never
-// repeat or shift a page (index batches_list, migration 00011).
+// repeat or shift a page (index batches_list, migration 00013).
 func (s *Store) List(ctx context.Context, merchantID, environment string, f ListFilter, cursor string, limit int) ([]Batch, string, error) {
 	if limit < 1 || limit > MaxListLimit {
 		return nil, "", fmt.Errorf("batch: list limit %d out of 1..%d", limit, MaxListLimit)

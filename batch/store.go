@@ -93,34 +93,24 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 		if err := copyItems(ctx, tx, merchantID, environment, p.Items); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `WITH changed AS (
-				INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash, reference_id,
-					batch_id, bank_code, account_number, account_holder_name, amount, currency, description, metadata, status)
-				SELECT t.id, $1, $2, t.idempotency_key, '\x00', t.reference_id, $3, t.bank_code, t.account_number,
-					t.account_holder_name, t.amount, t.currency, t.description, t.metadata, 'PENDING'
-				FROM batch_items t ORDER BY t.row
-				ON CONFLICT DO NOTHING
-				RETURNING *), `+payout.RecordEvents+`
-			SELECT id, amount FROM changed`, merchantID, environment, id)
+		staged, err := payout.InsertStaged(ctx, tx, merchantID, environment, id)
+		if err == nil {
+			// payout.InsertStaged does not copy metadata yet: set it on the
+			// items that have some, in the same transaction (no trigger
+			// watches metadata). Fold into InsertStaged when payout/ is free.
+			_, err = tx.Exec(ctx, `UPDATE disbursements d SET metadata = t.metadata FROM batch_items t
+				WHERE d.id = t.id AND d.batch_id = $1 AND t.metadata <> '{}'::jsonb`, id)
+		}
 		if err != nil {
-			return fmt.Errorf("insert items: %w", err)
+			return err
 		}
-		for rows.Next() {
-			var pid string
-			var amount int64
-			if err := rows.Scan(&pid, &amount); err != nil {
-				rows.Close()
-				return err
-			}
-			pending = append(pending, pid)
-			a.TotalAmount += amount
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert items: %w", err)
+		for _, st := range staged {
+			pending = append(pending, st.ID)
+			a.TotalAmount += st.Amount
 		}
 		a.ItemCount = len(pending)
 		// Items not inserted: their reference_id was used before.
-		rows, err = tx.Query(ctx, `SELECT t.row, t.reference_id, d.id, d.status FROM batch_items t
+		rows, err := tx.Query(ctx, `SELECT t.row, t.reference_id, d.id, d.status FROM batch_items t
 			JOIN disbursements d ON d.merchant_id = $1 AND d.environment = $2 AND d.reference_id = t.reference_id
 			WHERE d.batch_id IS DISTINCT FROM $3 ORDER BY t.row`, merchantID, environment, id)
 		if err != nil {
@@ -290,10 +280,5 @@ func (s *Store) Get(ctx context.Context, merchantID, environment, id string) (Ba
 // Items pages through a batch's payouts in id order, after the cursor (an
 // id), optionally of one status.
 func (s *Store) Items(ctx context.Context, batchID, status, after string, limit int) ([]payout.Disbursement, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+payout.Columns+` FROM disbursements
-		WHERE batch_id = $1 AND id > $2 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $4`, batchID, after, status, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (payout.Disbursement, error) { return payout.Scan(r) })
+	return payout.NewStore(s.db).BatchItems(ctx, batchID, status, after, limit)
 }

@@ -82,23 +82,15 @@ func (s *Store) Enqueue(ctx context.Context, cbs []New) (int, error) {
 
 // Payouts loads payouts by id, for the fields status events do not carry.
 func (s *Store) Payouts(ctx context.Context, ids []string) (map[string]*payout.Disbursement, error) {
-	out := make(map[string]*payout.Disbursement, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+payout.Columns+` FROM disbursements WHERE id = ANY($1)`, ids)
+	found, err := payout.NewStore(s.db).LoadMany(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("load payouts: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		d, err := payout.Scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[d.ID] = &d
+	out := make(map[string]*payout.Disbursement, len(found))
+	for id, d := range found {
+		out[id] = &d
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Claimed is a callback a worker holds a lease on.

@@ -63,6 +63,11 @@ type Connector interface {
 	// Status asks the bank about a reference; ErrUnknownReference when the
 	// bank has never received it.
 	Status(ctx context.Context, bankCode, reference string) (Result, error)
+	// Statement reads a page of the bank's statement: every transfer it
+	// paid or rejected and every later return, in the bank's booking order.
+	// An error wrapping ErrBadCursor when the bank does not know q.After.
+	// For an e-wallet code, the host bank's statement.
+	Statement(ctx context.Context, bankCode string, q StatementQuery) (StatementPage, error)
 }
 
 var (

@@ -256,7 +256,7 @@ func (g *Guard) do(ctx context.Context, code string, call func(context.Context) 
 // errExcluded not counted, anything else a failure.
 func classify(parent context.Context, err error) error {
 	switch {
-	case err == nil, errors.Is(err, ErrUnknownReference):
+	case err == nil, errors.Is(err, ErrUnknownReference), errors.Is(err, ErrBadCursor):
 		return nil
 	case parent.Err() != nil, errors.Is(err, ErrRateLimited), errors.Is(err, ErrUnknownBank):
 		return errExcluded
@@ -286,6 +286,19 @@ func (g *Guard) Status(ctx context.Context, bankCode, reference string) (Result,
 		return err
 	})
 	return res, err
+}
+
+// Statement reads a page of the bank's statement, through the bank's
+// profile like every other call (rate limit, bulkhead, breaker, timeout).
+// Windows do not apply: they close a bank to transfers, not to reading
+// what it booked. A bad cursor is a definite answer, not a failure.
+func (g *Guard) Statement(ctx context.Context, bankCode string, q StatementQuery) (StatementPage, error) {
+	var page StatementPage
+	err := g.do(ctx, bankCode, func(ctx context.Context) (err error) {
+		page, err = g.next.Statement(ctx, bankCode, q)
+		return err
+	})
+	return page, err
 }
 
 // Inquire looks up an account, through the bank's breaker.

@@ -50,6 +50,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"answer", live, nil, "success"},
 		{"unknown reference is an answer", live, ErrUnknownReference, "success"},
+		{"bad statement cursor is an answer", live, ErrBadCursor, "success"},
 		{"not sent (503, refused)", live, notSent, "failure"},
 		{"timeout", live, context.DeadlineExceeded, "failure"},
 		{"429", live, fmt.Errorf("%w %w", ErrNotSent, ErrRateLimited), "excluded"},
@@ -100,6 +101,13 @@ func (f *fakeBank) Transfer(ctx context.Context, req TransferRequest) (Result, e
 }
 func (f *fakeBank) Status(ctx context.Context, bank, ref string) (Result, error) {
 	return Result{}, f.err
+}
+func (f *fakeBank) Statement(ctx context.Context, bank string, q StatementQuery) (StatementPage, error) {
+	f.calls.Add(1)
+	if f.err != nil {
+		return StatementPage{}, f.err
+	}
+	return StatementPage{Next: q.After}, nil
 }
 func (f *fakeBank) Inquire(ctx context.Context, bank, acct string) (Inquiry, error) {
 	f.calls.Add(1)
@@ -249,5 +257,34 @@ func TestInquiryCache(t *testing.T) {
 	_, _ = c.Inquire(ctx, "bca", "1")
 	if n := bank.calls.Load(); n != 5 {
 		t.Fatalf("%d bank calls, want 5 (expired entry asked again)", n)
+	}
+}
+
+// TestGuardStatement: statement reads go through the bank's breaker (an
+// open breaker refuses them without calling) and a bad cursor does not
+// count as the bank's failure.
+func TestGuardStatement(t *testing.T) {
+	bank := &fakeBank{err: fmt.Errorf("%w: bad", ErrBadCursor)}
+	g := NewGuard(bank, guardProfiles(), nil)
+	ctx := context.Background()
+	for range 6 {
+		if _, err := g.Statement(ctx, "bca", StatementQuery{After: "x"}); !errors.Is(err, ErrBadCursor) {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	}
+	if s := g.State("bca").Breaker; s != "closed" {
+		t.Fatalf("breaker %s after bad cursors, want closed", s)
+	}
+	bank.err = fmt.Errorf("%w: connection refused", ErrNotSent)
+	for range 8 { // 8 failures against the 6 answers: over the ratio
+		_, _ = g.Statement(ctx, "bca", StatementQuery{})
+	}
+	calls := bank.calls.Load()
+	var ue *UnavailableError
+	if _, err := g.Statement(ctx, "ovo", StatementQuery{}); !errors.As(err, &ue) || ue.Reason != ReasonBreakerOpen {
+		t.Fatalf("statement with the breaker open: %v, want breaker_open", err)
+	}
+	if bank.calls.Load() != calls {
+		t.Errorf("the open breaker let a statement call through")
 	}
 }

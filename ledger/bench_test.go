@@ -12,7 +12,6 @@ import (
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
-	"github.com/disburse/disburse/payout"
 )
 
 var benchRun atomic.Int64
@@ -25,7 +24,9 @@ func bulkPending(b *testing.B, pool *pgxpool.Pool, n int) []string {
 		(id, merchant_id, environment, idempotency_key, request_hash, reference_id, bank_code, account_number, amount, currency, status)
 		SELECT 'bench-' || $1 || '-' || g, 'm1', 'sandbox', 'k-' || $1 || '-' || g, '\x00', 'r-' || $1 || '-' || g,
 			'bca', '1234567890', 10000 + g % 1000, 'IDR', 'PENDING'
-		FROM generate_series(1, $2::int) AS g ORDER BY g RETURNING *), `+payout.RecordEvents+`
+		FROM generate_series(1, $2::int) AS g ORDER BY g RETURNING *),
+		ev AS (INSERT INTO payout_events (disbursement_id, merchant_id, environment, status, version, at)
+			SELECT id, merchant_id, environment, status, version, created_at FROM changed)
 		SELECT id FROM changed`, fmt.Sprint(run), n)
 	if err != nil {
 		b.Fatal(err)

@@ -50,28 +50,15 @@ func (s *Store) ApplyDebits(ctx context.Context, ids []string) (out []payout.Dis
 
 func applyDebits(ctx context.Context, tx pgx.Tx, ids []string) ([]payout.Disbursement, []bool, error) {
 	// 1. Lock the payouts, in id order.
-	sorted := append([]string(nil), ids...)
-	sort.Strings(sorted)
-	rows, err := tx.Query(ctx, `SELECT `+payout.Columns+` FROM disbursements
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, sorted)
+	byID, err := payout.Locked(ctx, tx, ids)
 	if err != nil {
-		return nil, nil, fmt.Errorf("lock payouts: %w", err)
+		return nil, nil, err
 	}
-	byID := make(map[string]payout.Disbursement, len(ids))
 	scopes := map[scope]bool{}
-	for rows.Next() {
-		d, err := payout.Scan(rows)
-		if err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		byID[d.ID] = d
+	for _, d := range byID {
 		if d.Status == payout.Pending {
 			scopes[scope{d.MerchantID, d.Environment, d.Currency}] = true
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
 	}
 
 	versions := make(map[string]int, len(byID))
@@ -143,7 +130,7 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	rows, err = tx.Query(ctx, `SELECT id, merchant_id, environment, currency, kind, balance FROM accounts
 		WHERE (merchant_id, environment, currency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 		  AND kind IN ('available', 'in_flight', 'invoice', 'receivable')
-		ORDER BY id FOR UPDATE`, merchants, envs, currencies)
+		ORDER BY id FOR NO KEY UPDATE`, merchants, envs, currencies)
 	if err != nil {
 		return fmt.Errorf("lock accounts: %w", err)
 	}
@@ -311,31 +298,18 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	if len(updIDs) == 0 {
 		return nil
 	}
-	rows, err = tx.Query(ctx, `WITH changed AS (
-			UPDATE disbursements d SET status = u.status, fee = u.fee, failure_code = u.failure,
-				funded_by = u.funding, version = d.version + 1, updated_at = now(),
-				debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() END,
-				completed_at = CASE WHEN u.status = 'FAILED' THEN now() END
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, status, fee, failure, funding)
-			WHERE d.id = u.id AND d.status = 'PENDING'
-			RETURNING d.*), `+payout.RecordEvents+`
-		SELECT `+payout.Columns+` FROM changed`, updIDs, updStatus, updFee, updFailure, updFunding)
+	moves := make([]payout.Move, len(updIDs))
+	for i := range updIDs {
+		moves[i] = payout.Move{ID: updIDs[i], To: payout.Status(updStatus[i]), FailureCode: updFailure[i], Fee: updFee[i], FundedBy: updFunding[i]}
+	}
+	moved, err := payout.MoveAll(ctx, tx, payout.Pending, moves)
 	if err != nil {
-		return fmt.Errorf("update payouts: %w", err)
+		return err
 	}
-	n := 0
-	for rows.Next() {
-		d, err := payout.Scan(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
+	for _, d := range moved {
 		byID[d.ID] = d
-		n++
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("update payouts: %w", err)
-	}
+	n := len(moved)
 	if n != len(updIDs) {
 		return fmt.Errorf("ledger: %d of %d payouts changed under the lock", len(updIDs)-n, len(updIDs))
 	}

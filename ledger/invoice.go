@@ -84,7 +84,7 @@ func (s *Store) CloseInvoice(ctx context.Context, merchantID, environment, curre
 		// slips between reading the usage and closing.
 		var usage int64
 		err = tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE merchant_id = $1 AND environment = $2
-			AND currency = $3 AND kind = 'invoice' FOR UPDATE`, merchantID, environment, currency).Scan(&usage)
+			AND currency = $3 AND kind = 'invoice' FOR NO KEY UPDATE`, merchantID, environment, currency).Scan(&usage)
 		if err != nil {
 			return fmt.Errorf("lock invoice account: %w", err)
 		}

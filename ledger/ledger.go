@@ -130,7 +130,7 @@ func post(ctx context.Context, tx pgx.Tx, kind, merchantID, environment, currenc
 	}
 	rows, err := tx.Query(ctx, `SELECT id, kind FROM accounts
 		WHERE merchant_id = $1 AND environment = $2 AND currency = $3 AND kind = ANY($4)
-		ORDER BY id FOR UPDATE`, merchantID, environment, currency, kinds)
+		ORDER BY id FOR NO KEY UPDATE`, merchantID, environment, currency, kinds)
 	if err != nil {
 		return fmt.Errorf("lock accounts: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Movement types of a statement line.
+// StatementLine types of a statement line.
 const (
 	MoveTopUp          = "topup"           // a deposit
 	MovePayout         = "payout"          // the amount of a debited payout
@@ -19,12 +19,13 @@ const (
 	MoveRefund         = "refund"          // a failed payout's amount and fee, returned
 	MoveReturn         = "return"          // a completed payout the bank returned
 	MoveInvoicePayment = "invoice_payment" // an invoice payment posted to the balance
+	MoveCancel         = "cancel"          // a cancelled payout's amount and fee, returned
 	MoveAdjustment     = "adjustment"      // any other entry on the balance
 )
 
-// Movement is one line of a balance statement: a change of the
+// StatementLine is one line of a balance statement: a change of the
 // environment's available balance and the balance after it.
-type Movement struct {
+type StatementLine struct {
 	ID             string    `json:"id"`
 	Type           string    `json:"type"`
 	DisbursementID *string   `json:"disbursement_id"`
@@ -68,7 +69,7 @@ func ParseStatementCursor(s string) (int64, error) {
 // one account get their ids while its row is locked (post and the debit
 // steps lock accounts before inserting entries), so entry order is commit
 // order for the account: a cursor never skips an entry committed later.
-func Statement(ctx context.Context, q Querier, merchantID, environment, currency string, from, to time.Time, afterEntry int64, limit int) ([]Movement, int64, error) {
+func Statement(ctx context.Context, q Querier, merchantID, environment, currency string, from, to time.Time, afterEntry int64, limit int) ([]StatementLine, int64, error) {
 	var account int64
 	err := q.QueryRow(ctx, `SELECT id FROM accounts WHERE merchant_id = $1 AND environment = $2 AND currency = $3 AND kind = 'available'`,
 		merchantID, environment, currency).Scan(&account)
@@ -114,7 +115,7 @@ func Statement(ctx context.Context, q Querier, merchantID, environment, currency
 		entries = entries[:limit]
 		next = entries[limit-1].id
 	}
-	out := []Movement{}
+	out := []StatementLine{}
 	if len(entries) == 0 {
 		return out, 0, nil
 	}
@@ -126,7 +127,7 @@ func Statement(ctx context.Context, q Querier, merchantID, environment, currency
 	}
 	line := func(e entry, n int, typ string, amount int64) {
 		balance += amount
-		out = append(out, Movement{ID: "bt_" + strconv.FormatInt(e.id, 10) + "_" + strconv.Itoa(n), Type: typ,
+		out = append(out, StatementLine{ID: "bt_" + strconv.FormatInt(e.id, 10) + "_" + strconv.Itoa(n), Type: typ,
 			DisbursementID: e.disbursement, Amount: amount, BalanceAfter: balance, Currency: currency, Memo: e.memo, CreatedAt: e.at.UTC()})
 	}
 	for _, e := range entries {
@@ -139,6 +140,8 @@ func Statement(ctx context.Context, q Querier, merchantID, environment, currency
 			line(e, 1, MoveTopUp, e.amount)
 		case "fail":
 			line(e, 1, MoveRefund, e.amount)
+		case "cancel":
+			line(e, 1, MoveCancel, e.amount)
 		case "return":
 			line(e, 1, MoveReturn, e.amount)
 		case "invoice_payment":

@@ -2,7 +2,10 @@ package payout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Bank call kinds and outcomes, as recorded in bank_calls: the record that
@@ -18,11 +21,20 @@ const (
 	OutcomeNotReceived = "not_received"      // a transfer call the bank later said it never received
 )
 
-// StartCall records that a call to the bank is about to be made and returns its id.
-func (s *Store) StartCall(ctx context.Context, disbursementID, kind string) (int64, error) {
+// StartCall records that a call to the bank is about to be made and returns
+// its id. The record is fenced by the lease: it is written only while owner
+// holds a live lease on the payout (ErrLeaseLost otherwise), so a worker
+// whose lease ran out (a long pause, a lost heartbeat) cannot send after a
+// new owner took over.
+func (s *Store) StartCall(ctx context.Context, disbursementID, kind, owner string) (int64, error) {
 	var id int64
-	err := s.db.QueryRow(ctx, `INSERT INTO bank_calls (disbursement_id, kind) VALUES ($1, $2) RETURNING id`,
-		disbursementID, kind).Scan(&id)
+	err := s.db.QueryRow(ctx, `INSERT INTO bank_calls (disbursement_id, kind)
+		SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM dispatch_leases
+			WHERE disbursement_id = $1 AND owner = $3 AND expires_at > now())
+		RETURNING id`, disbursementID, kind, owner).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrLeaseLost
+	}
 	if err != nil {
 		return 0, fmt.Errorf("record bank call: %w", err)
 	}

@@ -4,22 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
+// ErrLeaseLost: the caller's lease on the payout ran out or was taken over,
+// so it must not call the bank about it.
+var ErrLeaseLost = errors.New("payout: dispatch lease lost")
+
 // ClaimLease makes owner the only one working on the payout at the dispatch
-// stage until ttl passes or ReleaseLease. It returns false, and when the
-// current lease ends, when someone else holds a live lease.
-func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner string, ttl time.Duration) (bool, time.Time, error) {
+// stage until ttl passes or ReleaseLease. Leases are short: the holder's
+// process (instance) renews all of its leases with RenewLeases while it
+// works, so a process that dies loses them within ttl. It returns false,
+// and when the current lease ends, when someone else holds a live lease.
+func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner, instance string, ttl time.Duration) (bool, time.Time, error) {
 	var got string
 	var until time.Time
-	err := s.db.QueryRow(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, expires_at)
-		VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
-		ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+	err := s.db.QueryRow(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, instance, expires_at)
+		VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond')
+		ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, instance = excluded.instance, expires_at = excluded.expires_at
 			WHERE dispatch_leases.expires_at < now() OR dispatch_leases.owner = excluded.owner
-		RETURNING owner, expires_at`, disbursementID, owner, ttl.Milliseconds()).Scan(&got, &until)
+		RETURNING owner, expires_at`, disbursementID, owner, instance, ttl.Milliseconds()).Scan(&got, &until)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = s.db.QueryRow(ctx, `SELECT expires_at FROM dispatch_leases WHERE disbursement_id = $1`, disbursementID).Scan(&until)
 		if errors.Is(err, pgx.ErrNoRows) { // released in between: try again later
@@ -31,6 +38,20 @@ func (s *Store) ClaimLease(ctx context.Context, disbursementID, owner string, tt
 		return false, time.Time{}, fmt.Errorf("claim lease: %w", err)
 	}
 	return true, until, nil
+}
+
+// RenewLeases extends every live lease of the instance by ttl from now: the
+// heartbeat of a dispatch process. It returns how many it renewed.
+func (s *Store) RenewLeases(ctx context.Context, instance string, ttl time.Duration) (int64, error) {
+	// SKIP LOCKED: a lease row locked now is being released by a settle
+	// group, and the heartbeat must never wait on one or deadlock with it.
+	tag, err := s.db.Exec(ctx, `UPDATE dispatch_leases SET expires_at = now() + $2::bigint * interval '1 millisecond'
+		WHERE disbursement_id IN (SELECT disbursement_id FROM dispatch_leases
+			WHERE instance = $1 AND expires_at > now() FOR UPDATE SKIP LOCKED)`, instance, ttl.Milliseconds())
+	if err != nil {
+		return 0, fmt.Errorf("renew leases: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // ReleaseLease ends owner's lease on the payout.
@@ -87,13 +108,196 @@ func (s *Store) CountUnresolved(ctx context.Context, sentBefore time.Time) (int,
 	return n, err
 }
 
-// CompletedSince lists payouts COMPLETED at or after since, newest first,
-// for the check for bank returns.
-func (s *Store) CompletedSince(ctx context.Context, since time.Time, limit int) ([]Disbursement, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+Columns+` FROM disbursements
-		WHERE status = 'COMPLETED' AND completed_at >= $1 ORDER BY completed_at DESC LIMIT $2`, since, limit)
-	if err != nil {
-		return nil, err
+// Claim is a payout a dispatch worker holds the lease of.
+type Claim struct {
+	Disbursement
+	Owner string
+	// CallID is the transfer call recorded with the claim, to be made
+	// under it; 0 when a transfer of the payout may already be at the bank,
+	// and the worker must ask the bank before anything else.
+	CallID int64
+}
+
+// Claims is what ClaimSet found for a set of payouts.
+type Claims struct {
+	Claimed []Claim
+	// Leased: someone else holds a live lease; it ends at the time given.
+	Leased map[string]time.Time
+	// Settled: not PROCESSING (already settled, or never debited): nothing
+	// for dispatch to do. Unknown ids are here too, as "".
+	Settled map[string]Status
+}
+
+// ClaimSet claims the dispatch leases of a set of payouts for owner (a
+// name unique to this claim) on behalf of instance (the process whose
+// heartbeat renews them), and records the transfer call of each claimed
+// payout that no transfer may have reached the bank for yet, all in one
+// transaction: one commit for the whole set.
+//
+// A payout whose transfer call is recorded gets its first reconciler check
+// scheduled checkAfter from now (see StartTransfer).
+func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance string, ttl, checkAfter time.Duration) (Claims, error) {
+	out := Claims{Leased: map[string]time.Time{}, Settled: map[string]Status{}}
+	if len(ids) == 0 {
+		return out, nil
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return Scan(r) })
+	sorted := append([]string(nil), ids...)
+	sort.Strings(sorted)
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		out = Claims{Leased: map[string]time.Time{}, Settled: map[string]Status{}}
+		// FOR SHARE: a cancel (which locks the payout FOR UPDATE) and a claim
+		// of the same payout serialise, so a payout is never both cancelled
+		// and handed to its bank.
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM disbursements WHERE id = ANY($1) ORDER BY id FOR SHARE`, sorted)
+		if err != nil {
+			return fmt.Errorf("read payouts: %w", err)
+		}
+		byID, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
+		if err != nil {
+			return fmt.Errorf("read payouts: %w", err)
+		}
+		found := map[string]Disbursement{}
+		var processing []string
+		for _, d := range byID {
+			found[d.ID] = d
+		}
+		for _, id := range sorted {
+			d, ok := found[id]
+			switch {
+			case !ok:
+				out.Settled[id] = ""
+			case d.Status != Processing:
+				out.Settled[id] = d.Status
+			default:
+				processing = append(processing, id)
+			}
+		}
+		if len(processing) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `INSERT INTO dispatch_leases (disbursement_id, owner, instance, expires_at)
+			SELECT id, $2, $3, now() + $4::bigint * interval '1 millisecond' FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY n
+			ON CONFLICT (disbursement_id) DO UPDATE SET owner = excluded.owner, instance = excluded.instance, expires_at = excluded.expires_at
+				WHERE dispatch_leases.expires_at < now()
+			RETURNING disbursement_id`, processing, owner, instance, ttl.Milliseconds())
+		if err != nil {
+			return fmt.Errorf("claim leases: %w", err)
+		}
+		claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("claim leases: %w", err)
+		}
+		got := map[string]bool{}
+		for _, id := range claimed {
+			got[id] = true
+		}
+		var busy []string
+		for _, id := range processing {
+			if !got[id] {
+				busy = append(busy, id)
+			}
+		}
+		if len(busy) > 0 {
+			rows, err = tx.Query(ctx, `SELECT disbursement_id, expires_at FROM dispatch_leases WHERE disbursement_id = ANY($1)`, busy)
+			if err != nil {
+				return fmt.Errorf("read leases: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				var until time.Time
+				if err := rows.Scan(&id, &until); err != nil {
+					rows.Close()
+					return err
+				}
+				out.Leased[id] = until
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, id := range busy {
+				if _, ok := out.Leased[id]; !ok { // released in between: try again soon
+					out.Leased[id] = time.Now()
+				}
+			}
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `SELECT DISTINCT disbursement_id FROM bank_calls
+			WHERE disbursement_id = ANY($1) AND kind = 'transfer' AND outcome NOT IN ('not_sent', 'not_received')`, claimed)
+		if err != nil {
+			return fmt.Errorf("read bank calls: %w", err)
+		}
+		sent, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("read bank calls: %w", err)
+		}
+		maybeSent := map[string]bool{}
+		for _, id := range sent {
+			maybeSent[id] = true
+		}
+		var toCall []string
+		for _, id := range claimed {
+			if !maybeSent[id] {
+				toCall = append(toCall, id)
+			}
+		}
+		calls := map[string]int64{}
+		if len(toCall) > 0 {
+			rows, err = tx.Query(ctx, `INSERT INTO bank_calls (disbursement_id, kind)
+				SELECT id, 'transfer' FROM unnest($1::text[]) AS id RETURNING id, disbursement_id`, toCall)
+			if err != nil {
+				return fmt.Errorf("record bank calls: %w", err)
+			}
+			for rows.Next() {
+				var cid int64
+				var did string
+				if err := rows.Scan(&cid, &did); err != nil {
+					rows.Close()
+					return err
+				}
+				calls[did] = cid
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("record bank calls: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE disbursements SET check_at = now() + $2::bigint * interval '1 millisecond', checks = 0
+				WHERE id = ANY($1)`, toCall, checkAfter.Milliseconds()); err != nil {
+				return fmt.Errorf("schedule checks: %w", err)
+			}
+		}
+		for _, id := range claimed {
+			out.Claimed = append(out.Claimed, Claim{Disbursement: found[id], Owner: owner, CallID: calls[id]})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EndClaims ends a settled group's claims inside the settling transaction:
+// each recorded transfer call answered, each lease released.
+func EndClaims(ctx context.Context, tx pgx.Tx, claims []Claim) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	var calls []int64
+	ids := make([]string, len(claims))
+	owners := make([]string, len(claims))
+	for i, c := range claims {
+		ids[i], owners[i] = c.ID, c.Owner
+		if c.CallID != 0 {
+			calls = append(calls, c.CallID)
+		}
+	}
+	if len(calls) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE bank_calls SET outcome = 'answered', finished_at = now()
+			WHERE id = ANY($1) AND outcome = 'started'`, calls); err != nil {
+			return fmt.Errorf("finish bank calls: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM dispatch_leases l USING unnest($1::text[], $2::text[]) AS u(id, owner)
+		WHERE l.disbursement_id = u.id AND l.owner = u.owner`, ids, owners); err != nil {
+		return fmt.Errorf("release leases: %w", err)
+	}
+	return nil
 }

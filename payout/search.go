@@ -116,7 +116,7 @@ func ValidSearchCursor(s string) bool {
 // strictly after the last key shown, so payouts inserted while a client
 // pages are never shown twice and never push a payout out of the pages:
 // new payouts are newer than the first page and appear on a fresh listing.
-// Every filter combination is served by an index of migration 00008 that
+// Every filter combination is served by an index of migration 00010 that
 // ends in (created_at DESC, id DESC).
 func (s *Store) Search(ctx context.Context, merchantID, environment string, f Filter, cursor string, limit int) ([]Disbursement, string, error) {
 	if limit < 1 || limit > MaxSearchLimit {
@@ -130,7 +130,7 @@ func (s *Store) Search(ctx context.Context, merchantID, environment string, f Fi
 	if err != nil {
 		return nil, "", fmt.Errorf("search payouts: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return Scan(r) })
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("search payouts: %w", err)
 	}
@@ -160,11 +160,11 @@ func searchQuery(merchantID, environment string, f Filter, cursor string, limit 
 		where += " AND " + c
 	}
 	args = append(args, limit)
-	return `SELECT ` + prefixed("d", Columns) + ` FROM disbursements d WHERE ` + where +
+	return `SELECT ` + prefixed("d", columns) + ` FROM disbursements d WHERE ` + where +
 		fmt.Sprintf(` ORDER BY d.created_at DESC, d.id DESC LIMIT $%d`, len(args)), args, nil
 }
 
-// prefixed qualifies every column of a Columns-style list with alias.
+// prefixed qualifies every column of a columns-style list with alias.
 func prefixed(alias, columns string) string {
 	parts := strings.Split(columns, ",")
 	for i, p := range parts {

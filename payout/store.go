@@ -27,24 +27,24 @@ type Store struct {
 // NewStore returns a store on db.
 func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
 
-// Columns is the select list that Scan reads, for the ledger package's queries too.
-const Columns = `id, merchant_id, environment, reference_id, batch_id, bank_code, account_number,
+// columns is the select list that scan reads.
+const columns = `id, merchant_id, environment, reference_id, batch_id, bank_code, account_number,
 	account_holder_name, amount, currency, description, metadata, fee, status, failure_code,
 	version, created_at, updated_at, completed_at`
 
-// RecordEvents is a CTE clause that writes a payout_events row for every
+// recordEvents is a CTE clause that writes a payout_events row for every
 // row of a preceding CTE named "changed" (rows of disbursements). Every
-// statement that changes a payout's status uses it, so the feed and the
-// change commit together:
+// statement that creates a payout or changes its status uses it, so the
+// change and its event commit together (the outbox):
 //
-//	WITH changed AS (UPDATE disbursements ... RETURNING *), ` + "`+RecordEvents+`" + `
+//	WITH changed AS (UPDATE disbursements ... RETURNING *), ` + "`+recordEvents+`" + `
 //	SELECT ... FROM changed
-const RecordEvents = `ev AS (INSERT INTO payout_events
+const recordEvents = `ev AS (INSERT INTO payout_events
 		(disbursement_id, merchant_id, environment, batch_id, status, failure_code, version, at)
 		SELECT id, merchant_id, environment, batch_id, status, failure_code, version, updated_at FROM changed)`
 
-// Scan reads one row selected with Columns.
-func Scan(row pgx.Row) (Disbursement, error) {
+// scan reads one row selected with columns.
+func scan(row pgx.Row) (Disbursement, error) {
 	var d Disbursement
 	var failure string
 	err := row.Scan(&d.ID, &d.MerchantID, &d.Environment, &d.ReferenceID, &d.BatchID, &d.BankCode,
@@ -73,11 +73,11 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 				description, metadata, status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'PENDING')
 			ON CONFLICT DO NOTHING
-			RETURNING *), `+RecordEvents+`
-		SELECT `+Columns+` FROM changed`,
+			RETURNING *), `+recordEvents+`
+		SELECT `+columns+` FROM changed`,
 		id, merchantID, environment, idempotencyKey, hash, req.ReferenceID, req.BankCode,
 		req.AccountNumber, req.AccountHolderName, req.Amount, req.Currency, req.Description, meta)
-	d, err = Scan(row)
+	d, err = scan(row)
 	if err == nil {
 		return d, true, nil
 	}
@@ -88,7 +88,7 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 	// A conflict: the same idempotency key (a replay or a reuse), or the
 	// same reference_id under another key.
 	var prevHash []byte
-	row = s.db.QueryRow(ctx, `SELECT request_hash, `+Columns+` FROM disbursements
+	row = s.db.QueryRow(ctx, `SELECT request_hash, `+columns+` FROM disbursements
 		WHERE merchant_id = $1 AND environment = $2 AND idempotency_key = $3`,
 		merchantID, environment, idempotencyKey)
 	d, err = scanWithHash(row, &prevHash)
@@ -104,7 +104,7 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 }
 
 func scanWithHash(row pgx.Row, hash *[]byte) (Disbursement, error) {
-	return Scan(prefixScanner{row: row, first: hash})
+	return scan(prefixScanner{row: row, first: hash})
 }
 
 // prefixScanner lets Scan read a row that has one extra leading column.
@@ -119,7 +119,7 @@ func (p prefixScanner) Scan(dest ...any) error {
 
 // Get returns one payout of the merchant's environment.
 func (s *Store) Get(ctx context.Context, merchantID, environment, id string) (Disbursement, error) {
-	d, err := Scan(s.db.QueryRow(ctx, `SELECT `+Columns+` FROM disbursements
+	d, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM disbursements
 		WHERE id = $1 AND merchant_id = $2 AND environment = $3`, id, merchantID, environment))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Disbursement{}, ErrNotFound
@@ -129,9 +129,78 @@ func (s *Store) Get(ctx context.Context, merchantID, environment, id string) (Di
 
 // Load returns a payout by id alone, for the stages.
 func (s *Store) Load(ctx context.Context, id string) (Disbursement, error) {
-	d, err := Scan(s.db.QueryRow(ctx, `SELECT `+Columns+` FROM disbursements WHERE id = $1`, id))
+	d, err := scan(s.db.QueryRow(ctx, `SELECT `+columns+` FROM disbursements WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Disbursement{}, ErrNotFound
 	}
 	return d, err
+}
+
+// LoadMany returns the payouts with the given ids, by id; unknown ids are
+// left out.
+func (s *Store) LoadMany(ctx context.Context, ids []string) (map[string]Disbursement, error) {
+	out := make(map[string]Disbursement, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM disbursements WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read payouts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[d.ID] = d
+	}
+	return out, rows.Err()
+}
+
+// BatchItems pages through a batch's payouts in id order, after the cursor
+// (an id), optionally of one status.
+func (s *Store) BatchItems(ctx context.Context, batchID, status, after string, limit int) ([]Disbursement, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+columns+` FROM disbursements
+		WHERE batch_id = $1 AND id > $2 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $4`, batchID, after, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
+}
+
+// Staged is one payout InsertStaged created.
+type Staged struct {
+	ID     string
+	Amount int64
+}
+
+// InsertStaged creates, inside tx, the PENDING payouts of a batch from the
+// rows the caller copied into the temporary table batch_items (columns id,
+// row, idempotency_key, reference_id, bank_code, account_number,
+// account_holder_name, amount, currency, description), in row
+// order, with their creation events. A row whose reference_id the merchant
+// used before is skipped (ON CONFLICT DO NOTHING): the caller finds those.
+func InsertStaged(ctx context.Context, tx pgx.Tx, merchantID, environment, batchID string) ([]Staged, error) {
+	rows, err := tx.Query(ctx, `WITH changed AS (
+			INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash, reference_id,
+				batch_id, bank_code, account_number, account_holder_name, amount, currency, description, status)
+			SELECT t.id, $1, $2, t.idempotency_key, '\x00', t.reference_id, $3, t.bank_code, t.account_number,
+				t.account_holder_name, t.amount, t.currency, t.description, 'PENDING'
+			FROM batch_items t ORDER BY t.row
+			ON CONFLICT DO NOTHING
+			RETURNING *), `+recordEvents+`
+		SELECT id, amount FROM changed`, merchantID, environment, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("insert items: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Staged, error) {
+		var s Staged
+		err := r.Scan(&s.ID, &s.Amount)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert items: %w", err)
+	}
+	return out, nil
 }

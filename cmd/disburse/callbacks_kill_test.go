@@ -151,21 +151,11 @@ func publishCompleted(t *testing.T, pool *pgxpool.Pool, cl *kgo.Client, topics e
 	t.Helper()
 	ctx := context.Background()
 	ids := fixture.Pending(t, pool, "m1", tag, n, 10_000)
-	rows, err := pool.Query(ctx, `WITH changed AS (UPDATE disbursements SET status = 'COMPLETED', version = version + 1,
-			updated_at = now(), completed_at = now() WHERE id = ANY($1) RETURNING *), `+payout.RecordEvents+`
-		SELECT `+payout.Columns+` FROM changed`, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	moved := fixture.Move(t, pool, ids, payout.Completed)
 	var recs []*kgo.Record
-	for rows.Next() {
-		d, err := payout.Scan(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range moved {
 		recs = append(recs, processor.StatusEvent(topics.Status, d))
 	}
-	rows.Close()
 	if err := processor.Produce(ctx, cl, recs...); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -45,6 +46,8 @@ type pipeline struct {
 	meter    *bankMeter
 	reports  *reports.Store
 	key      string // sandbox key of merchant m1
+	pgURL    string // the database's URL
+	bankURL  string // the sandbox banks' URL
 	stopped  bool
 	stop     func()
 }
@@ -76,6 +79,9 @@ type pipelineConfig struct {
 	profiles connectors.Profiles
 	now      func() time.Time
 	stage    func(*dispatch.Stage)
+	// statement adjusts the statement follower and the scheduled
+	// reconciliation of the dispatch worker.
+	statement func(*statement.Follower, *statement.Reconciler)
 }
 
 // testProfiles are the banks' profiles with test timings: 1 s calls, a
@@ -108,7 +114,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	p := &pipeline{pool: pool, topics: events.NewTopics(prefix)}
+	p := &pipeline{pool: pool, topics: events.NewTopics(prefix), pgURL: url}
 	p.key = fixture.Merchant(t, pool, "m1", 1_000_000_000, api.DefaultSettings)
 
 	p.kafka, err = processor.NewClient(brokers)
@@ -121,6 +127,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	p.bank = banksim.New(cfg.banks)
 	p.meter = newBankMeter(p.bank.Handler())
 	bankSrv := httptest.NewServer(p.meter)
+	p.bankURL = bankSrv.URL
 	p.guard = connectors.NewGuard(httpbank.New(bankSrv.URL, httpbank.WithTimeout(0)), cfg.profiles, cfg.now)
 
 	stageCtx, cancel := context.WithCancel(ctx)
@@ -132,9 +139,15 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 			st.UnknownWindow = 5 * time.Second
 			st.ParkBackoff = dispatch.BackoffConfig{Base: 200 * time.Millisecond, Max: time.Second}
 			st.CommitEvery = 100 * time.Millisecond
-			st.Reconcile = dispatch.ReconcileConfig{Every: 200 * time.Millisecond, AlertAfter: time.Minute, ReturnWatch: 30 * time.Second}
+			st.Reconcile = dispatch.ReconcileConfig{Every: 200 * time.Millisecond, AlertAfter: time.Minute}
 			if cfg.stage != nil {
 				cfg.stage(st)
+			}
+		},
+		tuneStatement: func(f *statement.Follower, rc *statement.Reconciler) {
+			f.Every, f.SettleAfter, f.Lease = 100*time.Millisecond, 8*time.Second, 10*time.Second
+			if cfg.statement != nil {
+				cfg.statement(f, rc)
 			}
 		}}
 	for _, name := range stageNames {

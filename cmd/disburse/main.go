@@ -22,13 +22,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"dev":     {"run every role in one process on embedded defaults (the demo)", runDev},
-	"api":     {"serve the merchant API and the operator API", runAPI},
-	"worker":  {"run consumer stages (--stages ledger,dispatch)", runWorker},
-	"banksim": {"serve the sandbox banks over HTTP", runBanksim},
-	"migrate": {"apply the Postgres migrations", runMigrate},
-	"audit":   {"check the money invariants on a database; exit 1 on a violation", runAudit},
-	"submit":  {"upload a batch file (CSV or JSON) and follow it with a progress bar", runSubmit},
+	"dev":       {"run every role in one process on embedded defaults (the demo)", runDev},
+	"api":       {"serve the merchant API and the operator API", runAPI},
+	"worker":    {"run consumer stages (--stages ledger,dispatch)", runWorker},
+	"banksim":   {"serve the sandbox banks over HTTP", runBanksim},
+	"migrate":   {"apply the Postgres migrations", runMigrate},
+	"audit":     {"check the money invariants on a database; exit 1 on a violation", runAudit},
+	"submit":    {"upload a batch file (CSV or JSON) and follow it with a progress bar", runSubmit},
+	"reconcile": {"compare a bank's statement for a day with the ledger; exit 3 on a difference", runReconcile},
 }
 
 // exitError carries a process exit status.

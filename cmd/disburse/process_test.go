@@ -124,7 +124,7 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 
 	banks := startProc(t, bin, "banksim", "banksim", "--addr", bankAddr)
 	apiProc := startProc(t, bin, "api", append([]string{"api", "--api-addr", apiAddr, "--operator-addr", opAddr, "--metrics-addr", mAPI}, common...)...)
-	ledgerProc := startProc(t, bin, "ledger", append([]string{"worker", "--stages", "ledger", "--metrics-addr", mLedger}, common...)...)
+	ledgerProc := startProc(t, bin, "ledger", append([]string{"worker", "--stages", "ledger,relay", "--metrics-addr", mLedger}, common...)...)
 	dispatchProc := startProc(t, bin, "dispatch", append([]string{"worker", "--stages", "dispatch", "--metrics-addr", mDispatch,
 		"--bank-url", "http://" + bankAddr, "--bank-timeout", "1s"}, common...)...)
 	for _, m := range []string{mAPI, mLedger, mDispatch} {

@@ -10,6 +10,7 @@ import (
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -107,15 +108,18 @@ func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var rc reportsConfig
 	var stageList, bankURL string
-	var bankTimeout time.Duration
+	var bankTimeout, settleEvery time.Duration
+	var settleGroup int
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	cb.register(fs, true)
 	rc.register(fs)
-	fs.StringVar(&stageList, "stages", "ledger,dispatch", "comma-separated stages to run: ledger, dispatch, callbacks, sink (needs ClickHouse)")
+	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
+	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,6 +128,9 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	if err := cb.validate(); err != nil {
 		return err
+	}
+	if settleGroup < 1 || settleGroup > 10_000 || settleEvery <= 0 {
+		return fmt.Errorf("--settle-group must be 1 to 10000 and --settle-every positive, got %d and %s", settleGroup, settleEvery)
 	}
 	names := splitList(stageList)
 	if len(names) == 0 {
@@ -161,7 +168,9 @@ func runWorker(ctx context.Context, args []string) error {
 	var st stages
 	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs}); err != nil {
+		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs,
+			tune: func(d *dispatch.Stage) { d.SettleGroup, d.SettleEvery = settleGroup, settleEvery }}
+		if err := st.start(stageCtx, name, deps); err != nil {
 			stop()
 			_ = st.wait()
 			return err

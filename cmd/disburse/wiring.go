@@ -26,7 +26,9 @@ import (
 	"github.com/disburse/disburse/processor/callbackstage"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/ledgerstage"
+	"github.com/disburse/disburse/processor/relay"
 	"github.com/disburse/disburse/processor/sink"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -76,7 +78,8 @@ func newAPIServer(pool *pgxpool.Pool, kafka *kgo.Client, topics events.Topics, o
 const inquiryCacheSize = 100_000
 
 // stageNames are the stages `worker --stages` accepts.
-var stageNames = []string{"ledger", "dispatch", "callbacks", "sink"}
+// relay is not a consumer: it publishes the outbox (Postgres) to Kafka.
+var stageNames = []string{"ledger", "relay", "dispatch", "callbacks", "sink"}
 
 // stages runs consumer stages, each with its own Kafka client and group.
 type stages struct {
@@ -95,8 +98,9 @@ type stageDeps struct {
 	// bank is the bank connector with the banks' profiles applied.
 	bank *connectors.Guard
 	// tune adjusts the dispatch stage before it starts (tests shorten its
-	// windows).
-	tune func(*dispatch.Stage)
+	// windows); tuneStatement its statement follower and reconciler.
+	tune          func(*dispatch.Stage)
+	tuneStatement func(*statement.Follower, *statement.Reconciler)
 	// callbacks configures the callback stage.
 	callbacks callbackConfig
 	// reports is the ClickHouse store of the sink stage.
@@ -108,6 +112,9 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	brokers, pool, topics, bank := deps.brokers, deps.pool, deps.topics, deps.bank
 	if s.errs == nil {
 		s.errs = make(chan error, len(stageNames))
+	}
+	if name == "relay" {
+		return s.startRelay(ctx, deps)
 	}
 	var group string
 	var subs []string
@@ -131,7 +138,7 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	var run func(context.Context) error
 	var dst *dispatch.Stage
 	if name == "dispatch" {
-		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool),
+		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool),
 			Bank: bank, Topics: topics, Log: log}
 		if deps.tune != nil {
 			deps.tune(dst)
@@ -145,11 +152,11 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	s.clients = append(s.clients, cl)
 	switch name {
 	case "ledger":
-		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Batches: batch.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
+		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
 	case "dispatch":
 		dst.Kafka = cl
-		run = dst.Run
+		run = withStatements(dst.Run, pool, bank, log, deps.tuneStatement)
 	case "callbacks":
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
@@ -165,6 +172,27 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		log.Info("stage started", "group", group, "topic", topic)
 		if err := run(ctx); err != nil {
 			s.errs <- fmt.Errorf("stage %s: %w", name, err)
+		}
+		log.Info("stage stopped")
+	}()
+	return nil
+}
+
+// startRelay launches the outbox relay: a producer only, no consumer group.
+func (s *stages) startRelay(ctx context.Context, deps stageDeps) error {
+	cl, err := processor.NewClient(deps.brokers)
+	if err != nil {
+		return err
+	}
+	s.clients = append(s.clients, cl)
+	log := slog.Default().With("stage", "relay")
+	st := &relay.Stage{Payouts: payout.NewStore(deps.pool), Batches: batch.NewStore(deps.pool), Kafka: cl, Topics: deps.topics, Log: log}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		log.Info("stage started", "topic", deps.topics.Status)
+		if err := st.Run(ctx); err != nil {
+			s.errs <- fmt.Errorf("stage relay: %w", err)
 		}
 		log.Info("stage stopped")
 	}()

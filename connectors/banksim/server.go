@@ -46,6 +46,7 @@ type Server struct {
 	rng    *rand.Rand
 	banks  map[string]*bankState // every connectors bank of Kind "bank"
 	ledger map[string]*transfer  // by reference, across banks
+	stmt   statements
 }
 
 type bankState struct {
@@ -65,6 +66,7 @@ func New(opts Options) *Server {
 		log:           opts.Logger,
 		banks:         map[string]*bankState{},
 		ledger:        map[string]*transfer{},
+		stmt:          newStatements(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -114,6 +116,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /banks/{bank}/transfers", s.handleTransfer)
 	m.HandleFunc("GET /banks/{bank}/transfers/{reference}", s.handleStatus)
 	m.HandleFunc("POST /banks/{bank}/inquiries", s.handleInquiry)
+	m.HandleFunc("GET /banks/{bank}/statement", s.handleStatement)
+	m.HandleFunc("POST /admin/banks/{bank}/statement", s.handleInject)
 	m.HandleFunc("GET /admin/ledger", s.handleLedger)
 	m.HandleFunc("GET /admin/ledger/{reference}", s.handleLedgerRecord)
 	m.HandleFunc("GET /admin/banks", s.handleBanks)
@@ -303,12 +307,35 @@ func (s *Server) record(bank string, req transferRequest, lat time.Duration) (t 
 	case strings.HasSuffix(acct, "3333"):
 		t.completeAt = now
 		t.returnAt = now.Add(lat + s.returnDelay)
+	case strings.HasSuffix(acct, "4444"):
+		// Paid and returned before the caller hears anything: the response
+		// hangs, and the first status query already answers RETURNED.
+		t.completeAt, t.returnAt = now, now
+		t.hang = true
 	case s.rng.Float64() < s.banks[bank].cfg.ProcessingRate:
 		t.completeAt = now.Add(lat + s.completeDelay)
 	default:
 		t.completeAt = now
 	}
 	s.ledger[req.Reference] = t
+	// The statement books what the bank did, when it did it: a refusal or
+	// a payment now, a later payment or return when its time comes.
+	b := booking{at: now, reference: t.reference, amount: t.amount, currency: t.currency}
+	switch {
+	case t.failure != "":
+		b.kind, b.failure = connectors.EntryRejected, t.failure
+		s.book(bank, b)
+	case t.completeAt.After(now):
+		b.kind, b.at = connectors.EntryPaid, t.completeAt
+		s.bookLater(bank, b)
+	default:
+		b.kind = connectors.EntryPaid
+		s.book(bank, b)
+	}
+	if !t.returnAt.IsZero() {
+		b.kind, b.at, b.failure = connectors.EntryReturned, t.returnAt, ""
+		s.bookLater(bank, b)
+	}
 	return t, true
 }
 

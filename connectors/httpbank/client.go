@@ -45,9 +45,10 @@ const (
 )
 
 const (
-	opTransfer = "transfer"
-	opStatus   = "status"
-	opInquiry  = "inquiry"
+	opTransfer  = "transfer"
+	opStatus    = "status"
+	opInquiry   = "inquiry"
+	opStatement = "statement"
 )
 
 // Client talks to banks over HTTP. It is safe for concurrent use.
@@ -229,6 +230,58 @@ func (c *Client) result(op, bank, reference string, out transferResult) (connect
 		}
 	}
 	return res, nil
+}
+
+type statementResult struct {
+	Entries []connectors.StatementEntry `json:"entries"`
+	Next    string                      `json:"next"`
+	HasMore bool                        `json:"has_more"`
+}
+
+// Statement reads a page of the statement of bankCode's bank (an
+// e-wallet's host bank). A cursor the bank does not know is an error
+// wrapping connectors.ErrBadCursor; an entry with an unknown kind, no
+// reference or no cursor makes the whole page a malformed response.
+func (c *Client) Statement(ctx context.Context, bankCode string, q connectors.StatementQuery) (connectors.StatementPage, error) {
+	_, host, err := route(opStatement, bankCode)
+	if err != nil {
+		return connectors.StatementPage{}, err
+	}
+	v := url.Values{}
+	if q.After != "" {
+		v.Set("after", q.After)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+	}
+	path := "/banks/" + url.PathEscape(host.Code) + "/statement"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out statementResult
+	if err := c.call(ctx, opStatement, host.Code, http.MethodGet, path, nil, &out); err != nil {
+		return connectors.StatementPage{}, err
+	}
+	for _, e := range out.Entries {
+		if !e.Kind.Valid() || e.Reference == "" || e.Cursor == "" {
+			return connectors.StatementPage{}, &Error{Op: opStatement, Bank: host.Code, StatusCode: http.StatusOK,
+				Message: fmt.Sprintf("malformed response: entry %+v", e)}
+		}
+	}
+	page := connectors.StatementPage{Entries: out.Entries, Next: out.Next, More: out.HasMore}
+	if page.Entries == nil {
+		page.Entries = []connectors.StatementEntry{}
+	}
+	if page.Next == "" {
+		page.Next = q.After
+	}
+	return page, nil
 }
 
 // Inquire looks up an account's holder. An account the directory rules out

@@ -457,3 +457,54 @@ func TestConcurrentTransfers(t *testing.T) {
 		t.Fatalf("paid %d, want each reference once", paid)
 	}
 }
+
+// TestStatement: the client reads the host bank's statement page by page
+// (an e-wallet code reads its host's), sees a 3333 transfer paid and then
+// returned, and maps a bad cursor to connectors.ErrBadCursor.
+func TestStatement(t *testing.T) {
+	_, c := sandbox(t)
+	ctx := context.Background()
+	for _, tr := range []connectors.TransferRequest{
+		transfer("s-1", "bca", "1234567890"),
+		transfer("s-2", "bca", "1234563333"),
+		transfer("s-3", "bca", "1234560000"),
+	} {
+		if _, err := c.Transfer(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, c, "bca", "s-2", connectors.StatusReturned)
+	var got []string
+	after := ""
+	for {
+		page, err := c.Statement(ctx, "ovo", connectors.StatementQuery{After: after, Limit: 1}) // OVO's host is BCA
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			got = append(got, string(e.Kind)+" "+e.Reference)
+			if e.Amount != 150_000 || e.Currency != "IDR" || e.BookedAt.IsZero() {
+				t.Errorf("entry %+v", e)
+			}
+		}
+		after = page.Next
+		if !page.More {
+			break
+		}
+	}
+	want := "[PAID s-1 PAID s-2 REJECTED s-3 RETURNED s-2]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("statement %v, want %s", got, want)
+	}
+	page, err := c.Statement(ctx, "bca", connectors.StatementQuery{After: after})
+	if err != nil || len(page.Entries) != 0 || page.Next != after || page.More {
+		t.Fatalf("at the end: %+v, %v", page, err)
+	}
+	_, err = c.Statement(ctx, "bca", connectors.StatementQuery{After: "not-a-cursor"})
+	if !errors.Is(err, connectors.ErrBadCursor) {
+		t.Fatalf("bad cursor: %v, want ErrBadCursor", err)
+	}
+	if _, err := c.Statement(ctx, "nope", connectors.StatementQuery{}); !errors.Is(err, connectors.ErrUnknownBank) {
+		t.Fatalf("unknown bank: %v", err)
+	}
+}

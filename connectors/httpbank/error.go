@@ -20,14 +20,15 @@ const (
 	codeBadRequest       = "BAD_REQUEST"
 	codeUnknownBank      = "UNKNOWN_BANK"
 	codeUnknownReference = "UNKNOWN_REFERENCE"
+	codeBadCursor        = "BAD_CURSOR"
 )
 
 // Error is a failed call to a bank. Check it with errors.Is against
 // connectors.ErrNotSent (the bank certainly did not act on the request),
 // connectors.ErrUnknownReference, connectors.ErrUnknownBank,
-// connectors.ErrRateLimited (429) and ErrBadRequest; use errors.As for the HTTP details and RetryAfter.
+// connectors.ErrRateLimited (429), connectors.ErrBadCursor and ErrBadRequest; use errors.As for the HTTP details and RetryAfter.
 type Error struct {
-	Op         string        // "transfer", "status" or "inquiry"
+	Op         string        // "transfer", "status", "inquiry" or "statement"
 	Bank       string        // the bank called: for an e-wallet, its host bank
 	StatusCode int           // HTTP status; 0 when no response arrived
 	Code       string        // the bank's error code, when its body had one
@@ -79,6 +80,8 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, connectors.ErrUnknownBank)
 	case codeUnknownReference:
 		errs = append(errs, connectors.ErrUnknownReference)
+	case codeBadCursor:
+		errs = append(errs, connectors.ErrBadCursor)
 	}
 	if e.Err != nil {
 		errs = append(errs, e.Err)

@@ -93,21 +93,10 @@ func (h *harness) settle(t *testing.T, merchantID, tag string, n int, status pay
 	t.Helper()
 	ctx := context.Background()
 	ids := fixture.Pending(t, h.pool, merchantID, tag, n, 10_000)
-	rows, err := h.pool.Query(ctx, `WITH changed AS (UPDATE disbursements SET status = $2, version = version + 1,
-			failure_code = CASE WHEN $2 = 'FAILED' THEN 'BANK_REJECTED' ELSE '' END, updated_at = now()
-			WHERE id = ANY($1) RETURNING *), `+payout.RecordEvents+` SELECT `+payout.Columns+` FROM changed`, ids, string(status))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var recs []*kgo.Record
-	for rows.Next() {
-		d, err := payout.Scan(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range fixture.Move(t, h.pool, ids, status) {
 		recs = append(recs, processor.StatusEvent(h.topics.Status, d), processor.StatusEvent(h.topics.Status, d))
 	}
-	rows.Close()
 	if err := processor.Produce(ctx, h.producer, recs...); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +223,8 @@ func TestRetriedUntilDelivered(t *testing.T) {
 				t.Errorf("batch callback %s body %v", id, body)
 			}
 		default:
-			if data["version"].(float64) != 2 || body["created_at"] == nil || data["reference_id"] == "" {
+			// PENDING v1, PROCESSING v2, terminal v3 (fixture.Move).
+			if data["version"].(float64) != 3 || body["created_at"] == nil || data["reference_id"] == "" {
 				t.Errorf("callback %s body %v", id, body)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/internal/retry"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -21,6 +22,13 @@ type job struct {
 	rec  *kgo.Record
 	ev   events.Dispatch
 	part *partition
+	// claim is the payout and its lease, once claimed for a lane.
+	claim *payout.Claim
+	// called: the transfer call recorded with the claim was made.
+	called bool
+	// claimedAt is when the claim was asked for (unix ns): its lease is
+	// live for at least LeaseTTL from then.
+	claimedAt int64
 }
 
 // lane is one called bank's queue and workers: at most the bank's
@@ -36,6 +44,26 @@ type lane struct {
 // are payouts parked on the retry topic, where each costs a produce and a
 // re-read. MaxOutstanding bounds the total.
 const defaultLaneQueue = 512
+
+// releaseQueued gives back the claims of the payouts still waiting in the
+// lanes when the stage stops, so their next owner need not wait for the
+// leases to run out.
+func (s *Stage) releaseQueued() {
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	for _, l := range s.lanes {
+		for {
+			select {
+			case j := <-l.queue:
+				laneQueue.WithLabelValues(l.bank).Dec()
+				s.release(j, "stopping")
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
 
 func (s *Stage) lane(bank string) *lane {
 	s.lanesMu.Lock()
@@ -67,7 +95,8 @@ func (s *Stage) worker(l *lane) {
 			laneQueue.WithLabelValues(l.bank).Dec()
 			select {
 			case <-s.stopping:
-				return // left unfinished: it comes again after the restart
+				s.release(j, "stopping") // left unfinished: it comes again after the restart
+				return
 			default:
 			}
 			s.run(j)
@@ -75,42 +104,120 @@ func (s *Stage) worker(l *lane) {
 	}
 }
 
-// accept takes a polled record: a parked one not yet due waits in memory,
-// anything else goes to its bank's lane.
-func (s *Stage) accept(r *kgo.Record) {
-	part := s.tracker.get(r)
-	var ev events.Dispatch
-	if err := json.Unmarshal(r.Value, &ev); err != nil || ev.DisbursementID == "" {
-		s.Log.Error("skipping malformed dispatch record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-		part.finish(r.Offset)
-		return
+// accept takes the records of a poll: a parked one not yet due waits in
+// memory, the others are routed together.
+func (s *Stage) accept(recs []*kgo.Record) {
+	due := make([]*job, 0, len(recs))
+	for _, r := range recs {
+		part := s.tracker.get(r)
+		var ev events.Dispatch
+		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.DisbursementID == "" {
+			s.Log.Error("skipping malformed dispatch record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			part.finish(r.Offset)
+			continue
+		}
+		j := &job{rec: r, ev: ev, part: part}
+		if time.Now().Before(ev.NotBefore) {
+			s.waiting.push(j)
+			continue
+		}
+		due = append(due, j)
 	}
-	j := &job{rec: r, ev: ev, part: part}
-	if time.Now().Before(ev.NotBefore) {
-		s.waiting.push(j)
-		return
-	}
-	s.route(j)
+	s.route(due)
 }
 
-// route puts a due payout in its bank's lane, or parks it when the bank is
-// closed, its breaker open or its lane full. It never blocks.
-func (s *Stage) route(j *job) {
-	if j.part.isRevoked() {
+// route claims the due payouts as one set and puts each in its bank's lane;
+// it parks those whose bank is closed, whose breaker is open or whose lane
+// is full, and those someone else holds the lease of. It never waits for a
+// bank. In naive mode (the benchmark's baseline) each payout is claimed in
+// a transaction of its own.
+func (s *Stage) route(jobs []*job) {
+	if s.Naive && len(jobs) > 1 {
+		for _, j := range jobs {
+			s.route([]*job{j})
+		}
 		return
 	}
-	var ue *connectors.UnavailableError
-	if err := s.Bank.Admit(j.ev.BankCode); errors.As(err, &ue) {
-		s.park(j, s.unavailableUntil(ue, j.ev.Attempt), ue.Reason)
+	// 1. What no lane can take now is parked without a claim.
+	room := map[string]int{}
+	var claim []*job
+	for _, j := range jobs {
+		if j.part.isRevoked() {
+			continue
+		}
+		var ue *connectors.UnavailableError
+		if err := s.Bank.Admit(j.ev.BankCode); errors.As(err, &ue) {
+			s.park(j, s.unavailableUntil(ue, j.ev.Attempt), ue.Reason)
+			continue
+		}
+		bank := connectors.HostOf(j.ev.BankCode)
+		free, ok := room[bank]
+		if !ok {
+			l := s.lane(bank)
+			free = cap(l.queue) - len(l.queue)
+		}
+		if free <= 0 {
+			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
+			continue
+		}
+		room[bank] = free - 1
+		claim = append(claim, j)
+	}
+	if len(claim) == 0 {
 		return
 	}
-	bank := connectors.HostOf(j.ev.BankCode)
-	l := s.lane(bank)
-	select {
-	case l.queue <- j:
-		laneQueue.WithLabelValues(bank).Inc()
-	default:
-		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
+	// 2. One transaction claims the rest and records their transfer calls.
+	ids := make([]string, 0, len(claim))
+	byID := make(map[string][]*job, len(claim))
+	for _, j := range claim {
+		id := j.ev.DisbursementID
+		if len(byID[id]) == 0 {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], j)
+	}
+	owner := s.instance + "/" + token()
+	claimedAt := time.Now().UnixNano()
+	got, err := s.Payouts.ClaimSet(context.Background(), ids, owner, s.instance, s.LeaseTTL, s.Reconcile.After)
+	if err != nil {
+		s.Log.Warn("claiming payouts failed; parking them to retry", "payouts", len(ids), "err", err)
+		for _, j := range claim {
+			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
+		}
+		return
+	}
+	// 3. Each payout's jobs: the first claimed goes to its lane; a second
+	// copy of it (a parked copy beside a redelivery) waits for the first.
+	for id, status := range got.Settled {
+		if status == "" {
+			s.Log.Error("dispatch record for an unknown payout", "disbursement_id", id)
+		}
+		for _, j := range byID[id] {
+			j.part.finish(j.rec.Offset) // nothing to send; the outbox announced any change
+		}
+	}
+	for id, until := range got.Leased {
+		for _, j := range byID[id] {
+			s.park(j, until.Add(time.Second), reasonLeased)
+		}
+	}
+	for i := range got.Claimed {
+		c := &got.Claimed[i]
+		js := byID[c.ID]
+		for _, dup := range js[1:] {
+			s.park(dup, time.Now().Add(s.LeaseTTL+time.Second), reasonLeased)
+		}
+		j := js[0]
+		j.claim, j.claimedAt = c, claimedAt
+		bank := connectors.HostOf(c.BankCode)
+		l := s.lane(bank)
+		select {
+		case l.queue <- j:
+			laneQueue.WithLabelValues(bank).Inc()
+		default: // raced with another route: give the claim back
+			s.release(j, reasonLaneFull)
+			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
+		}
 	}
 }
 
@@ -234,8 +341,10 @@ func (h *jobHeap) Pop() any {
 func (s *Stage) redrive() {
 	for {
 		jobs, next := s.waiting.due(time.Now())
-		for _, j := range jobs {
-			s.route(j)
+		for len(jobs) > 0 {
+			n := min(len(jobs), 500)
+			s.route(jobs[:n])
+			jobs = jobs[n:]
 		}
 		wait := time.Second
 		if !next.IsZero() {

@@ -12,7 +12,6 @@ import (
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
-	"github.com/disburse/disburse/processor"
 )
 
 // verdict is what became of a job.
@@ -20,10 +19,14 @@ type verdict struct {
 	finished bool      // the record is done with
 	parkAt   time.Time // when set: park until then
 	reason   string
+	// settling: the bank answered and the outcome went to the settle
+	// group, which finishes the record once the group commits.
+	settling bool
 }
 
 var (
 	finished = verdict{finished: true}
+	settling = verdict{settling: true}
 	// abandoned leaves the record unfinished: the partition was revoked or
 	// the stage is stopping, and the record comes again to its next owner.
 	abandoned = verdict{}
@@ -31,88 +34,92 @@ var (
 
 func parkUntil(t time.Time, reason string) verdict { return verdict{parkAt: t, reason: reason} }
 
-// run works one job in a lane worker.
+// run works one claimed job in a lane worker.
 func (s *Stage) run(j *job) {
 	if !j.part.begin() {
+		s.release(j, "")
 		return
 	}
 	defer j.part.end()
 	v := s.handle(j.part.ctx, j)
 	switch {
+	case v.settling:
+		return // the settle group ends the claim and finishes the record
 	case !v.parkAt.IsZero():
+		s.release(j, v.reason)
 		s.park(j, v.parkAt, v.reason)
 	case v.finished:
+		s.release(j, "")
 		j.part.finish(j.rec.Offset)
+	default:
+		s.release(j, "")
 	}
 }
 
-// handle brings one payout to a terminal status, parks it, or leaves it to
-// the reconciler.
+// release ends a job's claim that did not end in the settle group: the
+// transfer call recorded with the claim and never made is marked not sent,
+// so the next owner sends without asking the bank first; then the lease is
+// released (the next owner need not wait for it to run out).
+func (s *Stage) release(j *job, reason string) {
+	if j.claim == nil {
+		return
+	}
+	ctx := context.Background()
+	if j.claim.CallID != 0 && !j.called {
+		if err := s.Payouts.FinishCall(ctx, j.claim.CallID, payout.OutcomeNotSent); err != nil {
+			s.Log.Warn("mark unused bank call", "disbursement_id", j.claim.ID, "err", err)
+		}
+	}
+	if err := s.Payouts.ReleaseLease(ctx, j.claim.ID, j.claim.Owner); err != nil {
+		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "reason", reason, "err", err)
+	}
+}
+
+// handle brings one claimed payout to a bank outcome (handed to the settle
+// group), parks it, or leaves it to the reconciler.
 func (s *Stage) handle(ctx context.Context, j *job) verdict {
-	id := j.ev.DisbursementID
-	retryLater := func(err error) verdict {
+	d := j.claim.Disbursement
+	p := s.Bank.Profile(d.BankCode)
+	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
+	defer cancel()
+	res, v, err := s.outcome(wctx, j, p)
+	switch {
+	case err != nil:
 		if ctx.Err() != nil {
 			return abandoned
 		}
-		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", id, "err", err)
+		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", d.ID, "err", err)
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
-	}
-	d, err := s.Payouts.Load(ctx, id)
-	if errors.Is(err, payout.ErrNotFound) {
-		s.Log.Error("dispatch record for an unknown payout", "disbursement_id", id)
-		return finished
-	}
-	if err != nil {
-		return retryLater(err)
-	}
-	if d.Status != payout.Processing {
-		// Already settled: announce again, harmlessly (the earlier
-		// announcement may have been lost in a crash).
-		if err := s.announce(ctx, d); err != nil {
-			return retryLater(err)
-		}
-		return finished
-	}
-	p := s.Bank.Profile(d.BankCode)
-	ttl := s.leaseTTL(p)
-	owner := s.instance + "/" + token()
-	ok, until, err := s.Payouts.ClaimLease(ctx, id, owner, ttl)
-	if err != nil {
-		return retryLater(err)
-	}
-	if !ok {
-		// Someone else is on it; come back when their lease ends, in case
-		// they died with it.
-		return parkUntil(until.Add(time.Second), reasonLeased)
-	}
-	defer func() {
-		if err := s.Payouts.ReleaseLease(context.WithoutCancel(ctx), id, owner); err != nil {
-			s.Log.Warn("release lease", "disbursement_id", id, "err", err)
-		}
-	}()
-	wctx, cancel := context.WithTimeout(ctx, ttl-ttl/5)
-	defer cancel()
-
-	res, v, err := s.outcome(wctx, d, p, j.ev.Attempt)
-	switch {
-	case err != nil:
-		return retryLater(err)
 	case v != nil:
 		return *v
 	}
-	d, err = s.settle(ctx, d, res)
+	o, err := ledgerOutcome(d, res)
 	if err != nil {
-		return retryLater(err)
+		s.Log.Error("bank answer not understood; parking the payout", "disbursement_id", d.ID, "err", err)
+		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
 	}
-	if err := s.announce(ctx, d); err != nil {
-		return retryLater(err)
-	}
-	return finished
+	s.settler.add(j, o)
+	return settling
 }
 
-// leaseTTL outlasts everything a worker does with one payout.
-func (s *Stage) leaseTTL(p connectors.Profile) time.Duration {
-	return time.Duration(p.SendAttempts)*(p.Timeout+p.RetryMax) + s.UnknownWindow + p.Timeout + 30*time.Second
+// ledgerOutcome turns a bank's definite answer into a ledger outcome.
+func ledgerOutcome(d payout.Disbursement, res connectors.Result) (ledger.Outcome, error) {
+	switch res.Status {
+	case connectors.StatusCompleted:
+		return ledger.Outcome{ID: d.ID, Completed: true}, nil
+	case connectors.StatusReturned:
+		return ledger.Outcome{ID: d.ID, Completed: true, Returned: true}, nil
+	case connectors.StatusFailed:
+		return ledger.Outcome{ID: d.ID, FailureCode: res.FailureCode}, nil
+	}
+	return ledger.Outcome{}, fmt.Errorf("bank answered %q for %s", res.Status, d.ID)
+}
+
+// workLimit bounds everything a worker does with one payout: its sends,
+// then asking about an unknown outcome for UnknownWindow. The lease is
+// shorter and renewed by the heartbeat meanwhile.
+func (s *Stage) workLimit(p connectors.Profile) time.Duration {
+	return time.Duration(p.SendAttempts)*(p.Timeout+p.RetryMax) + s.UnknownWindow + p.Timeout
 }
 
 func token() string {
@@ -121,36 +128,14 @@ func token() string {
 	return hex.EncodeToString(b)
 }
 
-// announce publishes the payout's current status and, when it ended the
-// last item of its batch, the batch's completion.
-func (s *Stage) announce(ctx context.Context, d payout.Disbursement) error {
-	if err := processor.Produce(ctx, s.Kafka, processor.StatusEvent(s.Topics.Status, d)); err != nil {
-		return err
-	}
-	if s.Batches == nil || d.BatchID == nil {
-		return nil
-	}
-	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, []payout.Disbursement{d})
-	if err != nil {
-		return err
-	}
-	return processor.Produce(ctx, s.Kafka, done...)
-}
-
-// settle applies a definite bank answer to the ledger.
+// settle applies one definite bank answer to the ledger at once (the
+// reconciler's path; lanes go through the settle group).
 func (s *Stage) settle(ctx context.Context, d payout.Disbursement, res connectors.Result) (payout.Disbursement, error) {
-	var err error
-	switch res.Status {
-	case connectors.StatusCompleted, connectors.StatusReturned:
-		d, _, err = s.Ledger.Settle(ctx, d.ID, ledger.Outcome{Completed: true})
-		if err == nil && res.Status == connectors.StatusReturned {
-			d, _, err = s.Ledger.Return(ctx, d.ID)
-		}
-	case connectors.StatusFailed:
-		d, _, err = s.Ledger.Settle(ctx, d.ID, ledger.Outcome{FailureCode: res.FailureCode})
-	default:
-		return d, fmt.Errorf("bank answered %q for %s", res.Status, d.ID)
+	o, err := ledgerOutcome(d, res)
+	if err != nil {
+		return d, err
 	}
+	d, _, err = s.Ledger.Settle(ctx, d.ID, o)
 	if err != nil {
 		return d, fmt.Errorf("settle %s: %w", d.ID, err)
 	}
@@ -163,11 +148,9 @@ func (s *Stage) settle(ctx context.Context, d payout.Disbursement, res connector
 // an answer it may return a verdict: park (the bank would not take it now)
 // or finished (still unknown after UnknownWindow: the reconciler takes
 // over), or abandoned when ctx ended.
-func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors.Profile, parked int) (connectors.Result, *verdict, error) {
-	maybeSent, err := s.Payouts.MaybeSent(ctx, d.ID)
-	if err != nil {
-		return connectors.Result{}, nil, err
-	}
+func (s *Stage) outcome(ctx context.Context, j *job, p connectors.Profile) (connectors.Result, *verdict, error) {
+	d, parked := j.claim.Disbursement, j.ev.Attempt
+	maybeSent := j.claim.CallID == 0
 	backoff := retry.Backoff{Base: p.RetryBase, Max: p.RetryMax}
 	var deadline time.Time
 	notSent := 0
@@ -188,10 +171,16 @@ func (s *Stage) outcome(ctx context.Context, d payout.Disbursement, p connectors
 			if v := unavailable(s.Bank.Admit(d.BankCode)); v != nil {
 				return connectors.Result{}, v, nil
 			}
-			res, err := s.send(ctx, d)
+			res, err := s.send(ctx, j)
 			switch {
 			case err == nil && res.Status != connectors.StatusProcessing:
 				return res, nil, nil
+			case errors.Is(err, payout.ErrLeaseLost):
+				// Our lease ran out and someone may have taken the payout
+				// over: touch the bank no more; come back after their lease.
+				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "bank", d.BankCode)
+				v := parkUntil(time.Now().Add(s.LeaseTTL+time.Second), reasonLeased)
+				return connectors.Result{}, &v, nil
 			case errors.Is(err, connectors.ErrBankUnavailable):
 				return connectors.Result{}, unavailable(err), nil
 			case errors.Is(err, connectors.ErrNotSent):
@@ -257,12 +246,29 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// send makes one recorded transfer call.
-func (s *Stage) send(ctx context.Context, d payout.Disbursement) (connectors.Result, error) {
-	callID, err := s.Payouts.StartCall(ctx, d.ID, payout.CallTransfer)
-	if err != nil {
-		return connectors.Result{}, fmt.Errorf("%w: %w", connectors.ErrNotSent, err)
+// send makes one recorded transfer call while the job holds the lease: the
+// first under the call recorded with the claim, any later one (after the
+// bank certainly did not take the last) under a new record, fenced by the
+// lease in Postgres.
+func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
+	d := j.claim.Disbursement
+	callID := j.claim.CallID
+	if j.called || callID == 0 {
+		var err error
+		callID, err = s.Payouts.StartTransfer(ctx, d.ID, j.claim.Owner, s.Reconcile.After)
+		if errors.Is(err, payout.ErrLeaseLost) {
+			return connectors.Result{}, err
+		}
+		if err != nil {
+			return connectors.Result{}, fmt.Errorf("%w: %w", connectors.ErrNotSent, err)
+		}
+		j.claim.CallID = callID
+	} else if !s.leaseFresh(j) {
+		// The claim's call was recorded up front; send under it only while
+		// the heartbeat has kept our leases alive.
+		return connectors.Result{}, payout.ErrLeaseLost
 	}
+	j.called = true
 	res, err := s.Bank.Transfer(ctx, connectors.TransferRequest{
 		Reference:         d.ID,
 		BankCode:          d.BankCode,
@@ -280,8 +286,10 @@ func (s *Stage) send(ctx context.Context, d payout.Disbursement) (connectors.Res
 		s.Log.Warn("transfer outcome unknown; will ask the bank", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
 	}
 	bankCalls.WithLabelValues(d.BankCode, payout.CallTransfer, outcome).Inc()
-	if ferr := s.Payouts.FinishCall(context.WithoutCancel(ctx), callID, outcome); ferr != nil && err == nil {
-		err = ferr
+	if outcome != payout.OutcomeAnswered { // an answered call ends with the settle group
+		if ferr := s.Payouts.FinishCall(context.WithoutCancel(ctx), callID, outcome); ferr != nil && err == nil {
+			err = ferr
+		}
 	}
 	return res, err
 }

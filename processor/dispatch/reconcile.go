@@ -21,27 +21,32 @@ var (
 	})
 	reconciled = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_reconciler_payouts_total",
-		Help: "Payouts the reconciler acted on, by result (settled, redriven, returned).",
+		Help: "Payouts the reconciler acted on, by result (settled, redriven).",
 	}, []string{"result"})
 )
 
 // ReconcileConfig tunes the reconciler: the loop in every dispatch worker
-// that resolves payouts the lanes left with an unknown outcome, and notices
-// bank returns of completed payouts.
+// that resolves payouts the lanes left with an unknown outcome. Bank
+// returns are not its business: the statement follower (package
+// processor/statement) reads them from the bank's own record.
 type ReconcileConfig struct {
-	// Every is the time between scans (default 5s).
+	// Every is the time between scans (default 5s), and the first gap
+	// between two checks of one payout.
 	Every time.Duration
-	// After is how old a payout's first possibly-sent transfer must be for
-	// the reconciler to take it (default: the stage's UnknownWindow).
+	// After is how long after a transfer is sent the reconciler first
+	// checks its payout, if it is still PROCESSING then (default: the
+	// stage's UnknownWindow).
 	After time.Duration
+	// MaxGap is the longest gap between two checks of one payout: the gap
+	// doubles from Every up to it (default 5m).
+	MaxGap time.Duration
 	// AlertAfter is the age from which an unresolved payout counts in
 	// disburse_payouts_unresolved (default 10m).
 	AlertAfter time.Duration
-	// ReturnWatch is how long after completion a payout is checked for a
-	// bank return (default 10m; negative: never).
-	ReturnWatch time.Duration
-	// Batch bounds payouts per scan and kind (default 200).
-	Batch int
+	// Batch is payouts taken at a time (default 200); a scan takes batches
+	// until one comes back short, up to MaxBatches.
+	Batch      int
+	MaxBatches int
 }
 
 func (c *ReconcileConfig) defaults(unknownWindow time.Duration) {
@@ -51,14 +56,17 @@ func (c *ReconcileConfig) defaults(unknownWindow time.Duration) {
 	if c.After <= 0 {
 		c.After = unknownWindow
 	}
+	if c.MaxGap <= 0 {
+		c.MaxGap = 5 * time.Minute
+	}
 	if c.AlertAfter <= 0 {
 		c.AlertAfter = 10 * time.Minute
 	}
-	if c.ReturnWatch == 0 {
-		c.ReturnWatch = 10 * time.Minute
-	}
 	if c.Batch <= 0 {
 		c.Batch = 200
+	}
+	if c.MaxBatches <= 0 {
+		c.MaxBatches = 10
 	}
 }
 
@@ -77,56 +85,27 @@ func (s *Stage) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// ReconcileOnce runs one scan: unknown outcomes, then returns, then the
-// unresolved gauge.
+// ReconcileOnce runs one scan: it takes the payouts whose check is due (by
+// due time, through an index; each taken payout's next check is pushed
+// back as it is taken, so none can starve the others), asks the bank about
+// those that may have been sent, then sets the unresolved gauge.
 func (s *Stage) ReconcileOnce(ctx context.Context) error {
 	s.defaults()
-	now := time.Now()
-	unknown, err := s.Payouts.ListUnresolved(ctx, now.Add(-s.Reconcile.After), s.Reconcile.Batch)
-	if err != nil {
-		return err
-	}
-	for _, u := range unknown {
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.resolve(ctx, u)
-	}
-	if s.Reconcile.ReturnWatch > 0 {
-		done, err := s.Payouts.CompletedSince(ctx, now.Add(-s.Reconcile.ReturnWatch), s.Reconcile.Batch)
+	for range s.Reconcile.MaxBatches {
+		due, err := s.Payouts.TakeDue(ctx, s.Reconcile.Batch, s.Reconcile.Every, s.Reconcile.MaxGap)
 		if err != nil {
 			return err
 		}
-		s.returnsMu.Lock()
-		if s.returnChecks == nil {
-			s.returnChecks = map[string]returnCheck{}
-		}
-		for id, c := range s.returnChecks {
-			if now.After(c.expires) {
-				delete(s.returnChecks, id)
-			}
-		}
-		var due []payout.Disbursement
-		for _, d := range done {
-			c, ok := s.returnChecks[d.ID]
-			if ok && now.Before(c.next) {
-				continue
-			}
-			// Each payout is asked about at growing intervals: Every, 2x, 4x...
-			c.gap = max(s.Reconcile.Every, 2*c.gap)
-			c.next = now.Add(c.gap)
-			if d.CompletedAt != nil {
-				c.expires = d.CompletedAt.Add(s.Reconcile.ReturnWatch)
-			}
-			s.returnChecks[d.ID] = c
-			due = append(due, d)
-		}
-		s.returnsMu.Unlock()
-		for _, d := range due {
+		for _, u := range due {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.checkReturn(ctx, d)
+			if u.MaybeSent { // never sent: parked, the lanes' to send
+				s.resolve(ctx, u.ID, u.BankCode)
+			}
+		}
+		if len(due) < s.Reconcile.Batch {
+			break
 		}
 	}
 	n, err := s.Payouts.CountUnresolved(ctx, time.Now().Add(-s.Reconcile.AlertAfter))
@@ -137,24 +116,18 @@ func (s *Stage) ReconcileOnce(ctx context.Context) error {
 	return nil
 }
 
-// returnCheck spaces the return checks of one completed payout.
-type returnCheck struct {
-	next, expires time.Time
-	gap           time.Duration
-}
-
 // resolve asks the bank about one payout with an unknown outcome, under
 // its lease: a definite answer settles it; "no such reference" makes it
 // safe to send, which the lanes do (it is re-driven through the retry
 // topic); anything else leaves it for the next scan.
-func (s *Stage) resolve(ctx context.Context, u payout.Unresolved) {
+func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	owner := s.instance + "/reconcile/" + token()
-	ok, _, err := s.Payouts.ClaimLease(ctx, u.ID, owner, 2*s.Bank.Profile(u.BankCode).Timeout+10*time.Second)
+	ok, _, err := s.Payouts.ClaimLease(ctx, id, owner, s.instance, s.LeaseTTL)
 	if err != nil || !ok {
 		return
 	}
-	defer func() { _ = s.Payouts.ReleaseLease(context.WithoutCancel(ctx), u.ID, owner) }()
-	d, err := s.Payouts.Load(ctx, u.ID)
+	defer func() { _ = s.Payouts.ReleaseLease(context.WithoutCancel(ctx), id, owner) }()
+	d, err := s.Payouts.Load(ctx, id)
 	if err != nil || d.Status != payout.Processing {
 		return
 	}
@@ -178,37 +151,11 @@ func (s *Stage) resolve(ctx context.Context, u payout.Unresolved) {
 		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
 	default:
 		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
-		d, err = s.settle(ctx, d, res)
-		if err == nil {
-			err = s.announce(ctx, d)
-		}
-		if err != nil {
+		if _, err := s.settle(ctx, d, res); err != nil {
 			s.Log.Warn("reconcile: settle", "disbursement_id", d.ID, "err", err)
 			return
 		}
 		reconciled.WithLabelValues("settled").Inc()
-	}
-}
-
-// checkReturn asks the bank whether a completed payout was returned and, if
-// so, reverses it (ledger.Return acts once: only from COMPLETED).
-func (s *Stage) checkReturn(ctx context.Context, d payout.Disbursement) {
-	res, err := s.Bank.Status(ctx, d.BankCode, d.ID)
-	if err != nil || res.Status != connectors.StatusReturned {
-		return
-	}
-	d, changed, err := s.Ledger.Return(ctx, d.ID)
-	if err != nil {
-		s.Log.Warn("reconcile: return", "disbursement_id", d.ID, "err", err)
-		return
-	}
-	if !changed {
-		return
-	}
-	reconciled.WithLabelValues("returned").Inc()
-	s.Log.Info("payout returned by the bank; reversed", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "bank", d.BankCode)
-	if err := s.announce(ctx, d); err != nil {
-		s.Log.Warn("reconcile: announce return", "disbursement_id", d.ID, "err", err)
 	}
 }
 

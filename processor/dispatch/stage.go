@@ -33,9 +33,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/disburse/disburse/batch"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,8 +80,6 @@ const (
 type Stage struct {
 	Payouts *payout.Store
 	Ledger  *ledger.Store
-	// Batches, when set, lets the stage announce batch.completed.
-	Batches *batch.Store
 	// Bank is the connector with each bank's profile, breaker, bulkhead and
 	// windows applied.
 	Bank   *connectors.Guard
@@ -92,6 +90,12 @@ type Stage struct {
 	// LaneQueue is how many payouts may wait for a free worker of one bank
 	// before more are parked (default 512).
 	LaneQueue int
+	// LeaseTTL is how long a payout's dispatch lease lasts without renewal
+	// (default 10s). The heartbeat renews this process's leases every
+	// LeaseTTL/3, so a crashed worker's payouts are free again within
+	// LeaseTTL, and another worker takes them over (asking the bank first
+	// about any that may have been sent).
+	LeaseTTL time.Duration
 	// UnknownWindow is how long a worker asks the bank about a sent payout
 	// before leaving it to the reconciler (default 30s).
 	UnknownWindow time.Duration
@@ -111,17 +115,26 @@ type Stage struct {
 	// CommitEvery is how often finished offsets are committed (default 500ms).
 	CommitEvery time.Duration
 
+	// SettleGroup is the most bank outcomes settled in one transaction
+	// (default 500); SettleEvery is the longest an outcome waits for its
+	// group to fill (default 10ms).
+	SettleGroup int
+	SettleEvery time.Duration
+	// Naive is the benchmark's baseline: one transaction per payout for
+	// claims and settlements.
+	Naive bool
+
 	Reconcile ReconcileConfig
 
-	instance     string
-	returnsMu    sync.Mutex
-	returnChecks map[string]returnCheck
-	tracker      *tracker
-	lanesMu      sync.Mutex
-	lanes        map[string]*lane
-	waiting      *waitQueue
-	jobs         sync.WaitGroup // lane workers and parks in progress
-	stopping     chan struct{}
+	settler   *settler
+	renewedAt atomic.Int64 // last successful heartbeat (unix ns)
+	instance  string
+	tracker   *tracker
+	lanesMu   sync.Mutex
+	lanes     map[string]*lane
+	waiting   *waitQueue
+	jobs      sync.WaitGroup // lane workers and parks in progress
+	stopping  chan struct{}
 }
 
 // BackoffConfig is exponential backoff with jitter (internal/retry).
@@ -130,6 +143,15 @@ type BackoffConfig struct {
 }
 
 func (s *Stage) defaults() {
+	if s.SettleGroup <= 0 {
+		s.SettleGroup = 500
+	}
+	if s.SettleEvery <= 0 {
+		s.SettleEvery = 10 * time.Millisecond
+	}
+	if s.LeaseTTL <= 0 {
+		s.LeaseTTL = 10 * time.Second
+	}
 	if s.UnknownWindow <= 0 {
 		s.UnknownWindow = 30 * time.Second
 	}
@@ -210,13 +232,16 @@ func (s *Stage) Run(ctx context.Context) error {
 	s.lanes = map[string]*lane{}
 	s.stopping = make(chan struct{})
 	s.waiting = newWaitQueue()
+	s.settler = newSettler(s)
 
 	var loops, redriving sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(work)
 	defer stopLoops()
 	redriving.Add(1)
 	go func() { defer redriving.Done(); s.redrive() }()
-	loops.Add(3)
+	loops.Add(5)
+	go func() { defer loops.Done(); s.settler.run(loopCtx) }()
+	go func() { defer loops.Done(); s.heartbeat(loopCtx) }()
 	go func() { defer loops.Done(); s.commitLoop(loopCtx) }()
 	go func() { defer loops.Done(); s.reconcileLoop(loopCtx) }()
 	go func() { defer loops.Done(); s.healthLoop(loopCtx) }()
@@ -228,6 +253,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	close(s.stopping)
 	redriving.Wait()
 	s.jobs.Wait()
+	s.releaseQueued()
 	stopLoops()
 	loops.Wait()
 	s.commit(work)
@@ -263,9 +289,7 @@ func (s *Stage) consume(ctx context.Context) error {
 			s.tracker.get(r).track(r)
 		}
 		cl.AllowRebalance()
-		for _, r := range recs {
-			s.accept(r)
-		}
+		s.accept(recs)
 		// Back-pressure: too much unfinished, stop fetching that topic.
 		if out := s.tracker.outstanding(s.Topics.Dispatch); out > s.MaxOutstanding && !pausedMain {
 			cl.PauseFetchTopics(s.Topics.Dispatch)
@@ -280,6 +304,29 @@ func (s *Stage) consume(ctx context.Context) error {
 		} else if n <= s.MaxWaiting/2 && pausedRetry {
 			cl.ResumeFetchTopics(s.Topics.DispatchRetry)
 			pausedRetry = false
+		}
+	}
+}
+
+// heartbeat renews this process's dispatch leases every LeaseTTL/3 while
+// the stage runs, so they outlive the work however long a bank takes, and
+// end within LeaseTTL of a crash.
+func (s *Stage) heartbeat(ctx context.Context) {
+	t := time.NewTicker(s.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			at := time.Now().UnixNano()
+			if _, err := s.Payouts.RenewLeases(ctx, s.instance, s.LeaseTTL); err != nil {
+				if ctx.Err() == nil {
+					s.Log.Warn("lease heartbeat failed; leases may run out and be taken over (sends are fenced)", "err", err)
+				}
+				continue
+			}
+			s.renewedAt.Store(at)
 		}
 	}
 }

@@ -1,13 +1,15 @@
 // Package ledgerstage is the consumer stage that debits payouts. It reads
 // the requests topic in polled batches, applies each batch in one Postgres
 // transaction through ledger.Store.ApplyDebits, then publishes a dispatch
-// record for every debited payout and a status event for every payout of the
-// batch, and only then lets the batch's offsets be committed.
+// record for every debited payout, and only then lets the batch's offsets be
+// committed. Status events are not this stage's: the debit's status changes
+// are written with their event rows, and the outbox relay (processor/relay)
+// publishes them.
 //
 // A crash between the transaction and the publish is safe: the batch comes
 // again, the debit is a no-op (the payout is no longer PENDING), and the
-// dispatch and status records are published again. Downstream stages are
-// idempotent on the disbursement id and consumers keep the highest version.
+// dispatch records are published again. The dispatch stage is idempotent on
+// the disbursement id.
 package ledgerstage
 
 import (
@@ -17,7 +19,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
@@ -26,11 +27,10 @@ import (
 
 // Stage debits payout requests.
 type Stage struct {
-	Ledger  *ledger.Store
-	Batches *batch.Store
-	Kafka   *kgo.Client
-	Topics  events.Topics
-	Log     *slog.Logger
+	Ledger *ledger.Store
+	Kafka  *kgo.Client
+	Topics events.Topics
+	Log    *slog.Logger
 }
 
 // Handle applies one polled batch.
@@ -48,30 +48,19 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	if err != nil {
 		return err
 	}
-	produce := make([]*kgo.Record, 0, 2*len(out))
+	produce := make([]*kgo.Record, 0, len(out))
 	for i, d := range out {
 		if d.Status == payout.Processing {
 			produce = append(produce, processor.JSONRecord(s.Topics.Dispatch, d.ID, events.Dispatch{
 				DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment, BankCode: d.BankCode,
 			}))
 		}
-		if d.Status != payout.Pending {
-			produce = append(produce, processor.StatusEvent(s.Topics.Status, d))
-		}
 		if changed[i] {
 			s.Log.Info("payout debited", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
 				"environment", d.Environment, "status", d.Status, "amount", d.Amount, "fee", d.Fee)
 		}
 	}
-	if err := processor.Produce(ctx, s.Kafka, produce...); err != nil {
-		return err
-	}
-	// Items refused at the debit may be the last of their batch.
-	done, err := processor.BatchCompletions(ctx, s.Batches, s.Topics.Batches, out)
-	if err != nil {
-		return err
-	}
-	return processor.Produce(ctx, s.Kafka, done...)
+	return processor.Produce(ctx, s.Kafka, produce...)
 }
 
 // Run consumes until ctx ends.

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/ledger"
@@ -63,7 +62,7 @@ func (h *harness) start(t *testing.T, group string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &ledgerstage.Stage{Ledger: ledger.NewStore(h.pool), Batches: batch.NewStore(h.pool), Kafka: cl, Topics: h.topics,
+	st := &ledgerstage.Stage{Ledger: ledger.NewStore(h.pool), Kafka: cl, Topics: h.topics,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan struct{}), cl: cl}
