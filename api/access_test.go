@@ -414,7 +414,11 @@ func activateProduction(t *testing.T, e *env, merchantID string) string {
 	if a.status != 201 || !strings.HasPrefix(key, "sk_live_") {
 		t.Fatalf("activate production: %d %s", a.status, a.raw)
 	}
-	if a := e.operatorCall(t, "POST", "/operator/v1/merchants/"+merchantID+"/topups", `{"environment":"production","amount":500000000}`); a.status != 200 {
+	if a := e.callWith(t, "", "POST", e.op.URL+"/operator/v1/merchants/"+merchantID+"/topups", `{"environment":"production","amount":500000000}`,
+		func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+operatorToken)
+			r.Header.Set("Idempotency-Key", "topup-production-"+merchantID)
+		}); a.status != 200 {
 		t.Fatalf("top up: %d %s", a.status, a.raw)
 	}
 	return key

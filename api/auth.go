@@ -75,6 +75,10 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 				"over the "+budget+" rate limit of "+strconv.Itoa(rate)+" calls per second; retry after the Retry-After seconds"))
 			return
 		}
+		if prob := checkRequestText(r); prob != nil {
+			writeError(w, prob)
+			return
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
 	}
 }
@@ -93,6 +97,10 @@ func (s *Server) operator(h http.HandlerFunc) http.HandlerFunc {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.OperatorToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.OperatorToken)) != 1 {
 			writeError(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "send the operator token as Authorization: Bearer <token>"))
+			return
+		}
+		if prob := checkRequestText(r); prob != nil {
+			writeError(w, prob)
 			return
 		}
 		h(w, r)

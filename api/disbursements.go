@@ -47,7 +47,7 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	}
 	// The holder name is checked before anything is stored, so a mismatch
 	// debits nothing and leaves no payout behind.
-	if prob := s.checkHolder(r.Context(), req); prob != nil {
+	if prob := s.checkHolder(r.Context(), p.Environment, req); prob != nil {
 		writeError(w, prob)
 		return
 	}
