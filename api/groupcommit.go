@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -71,6 +72,7 @@ type committer struct {
 	kafka *kgo.Client
 	topic string
 	now   func() time.Time
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	open  *createGroup
@@ -90,7 +92,7 @@ func (s *Server) creates() *committer {
 			cfg.InFlight = DefaultGroupsInFlight
 		}
 		s.committer = &committer{cfg: cfg, store: s.Payouts, kafka: s.Kafka, topic: s.Topics.Requests,
-			now: time.Now, slots: make(chan struct{}, cfg.InFlight)}
+			now: time.Now, log: s.Log, slots: make(chan struct{}, cfg.InFlight)}
 	})
 	return s.committer
 }
@@ -157,7 +159,9 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 	defer cancel()
 	groupSize.Observe(float64(len(items)))
 	out := make([]createResult, len(items))
+	start := time.Now()
 	set, err := c.store.CreateSet(ctx, items)
+	committed := time.Since(start)
 	if err != nil && len(items) > 1 {
 		// Nothing of the group was stored. Each create runs alone, so that
 		// a row only one request can fail fails only that request.
@@ -199,5 +203,7 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 			out[owners[pr.Record]].err = errors.Join(errPublish, pr.Err)
 		}
 	}
+	c.log.Debug("create group", "size", len(items), "commit_ms", committed.Milliseconds(),
+		"produce_ms", (time.Since(start) - committed).Milliseconds())
 	return out
 }
