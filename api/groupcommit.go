@@ -18,12 +18,12 @@ import (
 
 // Group commit defaults: a create waits at most DefaultGroupWindow for
 // others to share its transaction and produce, a group holds at most
-// DefaultGroupMax creates, and at most DefaultGroupsInFlight groups commit
-// at once; while they do, the next group keeps gathering.
+// DefaultGroupMax creates, and at most DefaultGroupsInFlight groups are in
+// their transaction at once; while they are, the next group keeps gathering.
 const (
 	DefaultGroupWindow    = 2 * time.Millisecond
 	DefaultGroupMax       = 256
-	DefaultGroupsInFlight = 4
+	DefaultGroupsInFlight = 8
 )
 
 // groupTimeout bounds one group's commit and produce; the group does not
@@ -145,16 +145,24 @@ func (c *committer) lead(g *createGroup) {
 	}
 	c.mu.Unlock()
 	go func() {
-		defer func() { <-c.slots }()
 		defer close(g.done)
 		g.results = c.run(g.items)
 	}()
 }
 
-// run commits a group's payouts in one transaction, then produces the
-// request records of those still PENDING together and waits for Kafka to
-// acknowledge every one.
+// run commits a group's payouts in one transaction, gives back its commit
+// slot, then produces the request records of those still PENDING together
+// and waits for Kafka to acknowledge every one. The slots bound concurrent
+// transactions only: a group waiting for Kafka holds no connection.
 func (c *committer) run(items []payout.NewPayout) []createResult {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-c.slots
+		}
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	groupSize.Observe(float64(len(items)))
@@ -192,6 +200,7 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 			owners[rec] = i
 		}
 	}
+	release()
 	if len(records) == 0 {
 		return out
 	}
