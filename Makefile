@@ -11,7 +11,9 @@ run:
 test:
 	@deploy/test.sh
 
-# The shipped benchmarks on the real services (docs/benchmarks.md).
+# `disburse bench` on the targets' scenarios and the Go micro-benchmarks, on
+# the real services (docs/benchmarks.md). SCENARIOS=... picks some;
+# DISBURSE_KEEP_SERVICES=1 leaves the services running.
 bench:
 	@deploy/bench.sh
 
@@ -28,6 +30,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzDecodeStrict -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzSettingsPatch -fuzztime $(FUZZTIME) ./api
 	go test -run XXX -fuzz FuzzNormalizePhone -fuzztime $(FUZZTIME) ./connectors
+	go test -run XXX -fuzz FuzzParseProfileFile -fuzztime $(FUZZTIME) ./connectors
 	go test -run XXX -fuzz FuzzCSV -fuzztime $(FUZZTIME) ./batch
 	go test -run XXX -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./batch
 	go test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./callbacks/signature

@@ -98,6 +98,8 @@ func Run(ctx context.Context, db *pgxpool.Pool, opts Options) (Report, error) {
 			GROUP BY d.id, d.status, d.failure_code
 			HAVING NOT (
 				(d.status IN ('PENDING', 'CANCELLED') AND count(e.id) = 0)
+				OR (d.status = 'CANCELLED' AND count(*) FILTER (WHERE e.kind = 'debit') = 1
+					AND count(*) FILTER (WHERE e.kind = 'cancel') = 1 AND count(e.id) = 2)
 				OR (d.status = 'PROCESSING' AND count(*) FILTER (WHERE e.kind = 'debit') = 1 AND count(e.id) = 1)
 				OR (d.status = 'COMPLETED' AND count(*) FILTER (WHERE e.kind = 'debit') = 1
 					AND count(*) FILTER (WHERE e.kind = 'settle') = 1 AND count(e.id) = 2)

@@ -34,8 +34,13 @@ type Profile struct {
 	Breaker BreakerSettings
 	// Windows are the daily times the bank takes no transfers: maintenance
 	// and cut-offs, in Jakarta time. Payouts wait (parked) until the
-	// window ends; none fails because of a window.
+	// window ends.
 	Windows []Window
+	// UnavailableLimit is how long a payout may wait parked for this bank
+	// to come back (down, breaker open, in a window) before it fails with
+	// BANK_UNAVAILABLE and its debit returns (default 24h). A payout that
+	// may already be at the bank never fails this way: it is asked about.
+	UnavailableLimit time.Duration
 }
 
 // BreakerSettings configure one bank's circuit breaker (gobreaker v2). The
@@ -72,13 +77,14 @@ type Window struct {
 
 // DefaultProfile is the profile of a bank without its own entry.
 var DefaultProfile = Profile{
-	Timeout:      10 * time.Second,
-	MaxInFlight:  32,
-	RateLimit:    100,
-	Burst:        50,
-	SendAttempts: 5,
-	RetryBase:    200 * time.Millisecond,
-	RetryMax:     5 * time.Second,
+	Timeout:          10 * time.Second,
+	MaxInFlight:      32,
+	RateLimit:        100,
+	Burst:            50,
+	SendAttempts:     5,
+	RetryBase:        200 * time.Millisecond,
+	RetryMax:         5 * time.Second,
+	UnavailableLimit: 24 * time.Hour,
 	Breaker: BreakerSettings{
 		Window:         30 * time.Second,
 		Buckets:        10,

@@ -5,6 +5,8 @@
 #   deploy/kafka.sh up     fetch the jars (first run only), format, start, wait until ready
 #   deploy/kafka.sh down   stop the broker (SIGTERM, then SIGKILL)
 #   deploy/kafka.sh env    print the export line tests read
+#   deploy/kafka.sh fetch  fetch the jars only and print their directory
+#                          (deploy/kafka-cluster.sh uses the same cache)
 #
 # Jars come from Maven Central through mvn and are cached outside the work
 # tree, in ${XDG_CACHE_HOME:-$HOME/.cache}/disburse/kafka-<version>/libs.
@@ -273,5 +275,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   env) env_ ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  fetch) fetch_jars && echo "$LIBS" ;;
+  *) echo "usage: $0 up|down|env|fetch" >&2; exit 2 ;;
 esac

@@ -145,7 +145,10 @@ func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance stri
 	sort.Strings(sorted)
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		out = Claims{Leased: map[string]time.Time{}, Settled: map[string]Status{}}
-		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM disbursements WHERE id = ANY($1)`, sorted)
+		// FOR SHARE: a cancel (which locks the payout FOR UPDATE) and a claim
+		// of the same payout serialise, so a payout is never both cancelled
+		// and handed to its bank.
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM disbursements WHERE id = ANY($1) ORDER BY id FOR SHARE`, sorted)
 		if err != nil {
 			return fmt.Errorf("read payouts: %w", err)
 		}

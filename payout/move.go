@@ -13,8 +13,8 @@ type Move struct {
 	ID          string
 	To          Status
 	FailureCode string // when To is FAILED
-	// Set by the debit (a move from PENDING): the fee charged and the
-	// account that paid.
+	// Set by the debit (a move from PENDING; ignored when FundedBy is
+	// empty, as for a cancel): the fee charged and the account that paid.
 	Fee      int64
 	FundedBy string
 }
@@ -85,8 +85,8 @@ func MoveAll(ctx context.Context, tx pgx.Tx, from Status, moves []Move) ([]Disbu
 	}
 	rows, err := tx.Query(ctx, `WITH changed AS (
 			UPDATE disbursements d SET status = u.status, failure_code = u.failure,
-				fee = CASE WHEN d.status = 'PENDING' THEN u.fee ELSE d.fee END,
-				funded_by = CASE WHEN d.status = 'PENDING' THEN u.funded ELSE d.funded_by END,
+				fee = CASE WHEN d.status = 'PENDING' AND u.funded <> '' THEN u.fee ELSE d.fee END,
+				funded_by = CASE WHEN d.status = 'PENDING' AND u.funded <> '' THEN u.funded ELSE d.funded_by END,
 				debited_at = CASE WHEN u.status = 'PROCESSING' THEN now() ELSE d.debited_at END,
 				completed_at = CASE WHEN u.status IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN now() ELSE d.completed_at END,
 				version = d.version + 1, updated_at = now()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -32,16 +34,67 @@ func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// EnsureTopics creates the topics with partitions each when they are missing.
+// EnsureTopics creates the topics with partitions each when they are
+// missing, with the broker's default replication.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics ...string) error {
+	return EnsureTopicsWith(ctx, cl, TopicSpec{Partitions: partitions}, topics...)
+}
+
+// TopicSpec is how the service creates its topics.
+type TopicSpec struct {
+	Partitions int32
+	// ReplicationFactor is the copies of each partition; 0 takes the
+	// broker's default.replication.factor. Production: 3.
+	ReplicationFactor int16
+	// MinInsyncReplicas is the topic's min.insync.replicas: with acks=all
+	// a write succeeds once this many replicas hold it. 0 takes the
+	// broker's default. Production: 2, so one broker may be down.
+	MinInsyncReplicas int
+}
+
+// EnsureTopicsWith creates the missing topics as spec says. A topic that
+// already exists is left as it is (partitions and replication are the
+// operator's once created), but one with fewer replicas than spec asks is
+// logged, since its writes survive fewer broker losses than configured.
+func EnsureTopicsWith(ctx context.Context, cl *kgo.Client, spec TopicSpec, topics ...string) error {
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	rf := spec.ReplicationFactor
+	if rf == 0 {
+		rf = -1
+	}
+	var configs map[string]*string
+	if spec.MinInsyncReplicas > 0 {
+		v := strconv.Itoa(spec.MinInsyncReplicas)
+		configs = map[string]*string{"min.insync.replicas": &v}
+	}
+	resp, err := adm.CreateTopics(ctx, spec.Partitions, rf, configs, topics...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
+	var existing []string
 	for _, t := range resp.Sorted() {
-		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+		switch {
+		case errors.Is(t.Err, kerr.TopicAlreadyExists):
+			existing = append(existing, t.Topic)
+		case errors.Is(t.Err, kerr.InvalidReplicationFactor):
+			return fmt.Errorf("create topic %s with replication factor %d: %w (the cluster has fewer brokers; lower --kafka-replication-factor)", t.Topic, spec.ReplicationFactor, t.Err)
+		case t.Err != nil:
 			return fmt.Errorf("create topic %s: %w", t.Topic, t.Err)
+		}
+	}
+	if spec.ReplicationFactor > 1 && len(existing) > 0 {
+		md, err := adm.ListTopics(ctx, existing...)
+		if err != nil {
+			return fmt.Errorf("describe topics: %w", err)
+		}
+		for _, d := range md.Sorted() {
+			for _, p := range d.Partitions.Sorted() {
+				if len(p.Replicas) < int(spec.ReplicationFactor) {
+					slog.Warn("existing topic has fewer replicas than --kafka-replication-factor; reassign its partitions (docs/operations.md, Kafka)",
+						"topic", d.Topic, "partition", p.Partition, "replicas", len(p.Replicas), "want", spec.ReplicationFactor)
+					break
+				}
+			}
 		}
 	}
 	return nil

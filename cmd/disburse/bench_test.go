@@ -1,95 +1,62 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
-	"runtime"
-	"strings"
-	"sync/atomic"
+	"encoding/json"
 	"testing"
-	"time"
 
+	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
-	"github.com/disburse/disburse/ledger"
-	"github.com/disburse/disburse/payout"
 )
 
-// BenchmarkBatch100k measures, on the real Kafka and Postgres with the
-// stages and sandbox banks in this process: the time to accept (HTTP 202) a
-// 100,000-item CSV batch, the time until every item is terminal, and the
-// peak heap growth while the API parses and stores it. Single payouts sent
-// one at a time are the baseline in the same run (payouts/s).
-// Run: make bench BENCH=Batch100k BENCHTIME=1x
-func BenchmarkBatch100k(b *testing.B) {
-	const n = 100_000
-	var csv strings.Builder
-	csv.WriteString("reference_id,bank_code,account_number,amount\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&csv, "bench-%d,%s,12%07d5,%d\n", i, []string{"bca", "bni", "bri", "mandiri", "cimb", "permata"}[i%6], i%10_000_000, 10_000+i%1000)
+// TestBenchCommand runs `disburse bench` on a tiny scenario against the
+// real services (stages in process, the reports in the test process's
+// ClickHouse engine): it must finish, print the documented JSON keys with
+// figures that add up, and find the books in order.
+func TestBenchCommand(t *testing.T) {
+	pgURL := testenv.Postgres(t) // a database of the server; the bench makes its own
+	brokers := testenv.Kafka(t)
+	rs := fixture.Reports(t)
+	c, err := parseBench([]string{"--postgres-url", pgURL, "--kafka-brokers", brokers[0],
+		"--merchants", "2", "--batch-items", "200", "--singles", "20", "--clients", "8",
+		"--bank-profiles", "../../deploy/profiles/fast.yaml", "--partitions", "4", "--json", "--timeout", "50s"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	body := csv.String()
-	for it := 0; it < b.N; it++ {
-		p := startPipeline(b, testenv.Kafka(b), testenv.TopicPrefix(b))
-		// Enough money for every item: the run measures payouts, not refusals.
-		if err := ledger.NewStore(p.pool).Deposit(context.Background(), "m1", payout.Sandbox, "IDR", 10_000_000_000, "benchmark top-up"); err != nil {
-			b.Fatal(err)
+	var out bytes.Buffer
+	if err := benchWith(context.Background(), c, rs.Engine(), &out); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"items", "accept_seconds", "terminal_seconds", "completed_per_second", "callbacks_seconds",
+		"baseline_completed_per_second", "ratio", "debited_per_second", "legs", "processes", "pg_commits_per_payout",
+		"kafka_records_per_payout", "books_ok", "reports_seconds"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("JSON has no %q", k)
 		}
-
-		// Baseline: 200 single payouts, one request after another.
-		singleStart := time.Now()
-		for i := 0; i < 200; i++ {
-			code, _, _ := call(b, p.api.URL, p.key, "POST", "/v1/disbursements", map[string]string{"Idempotency-Key": fmt.Sprint("s", i)},
-				payoutBody(fmt.Sprint("single-", i), "1234567895", 10_000))
-			if code != 202 {
-				b.Fatalf("single payout: %d", code)
-			}
+	}
+	if got["items"] != float64(2*(200+20)) || got["completed"] != float64(440) || got["bank_transfers"] != float64(440) {
+		t.Errorf("items %v, completed %v, bank transfers %v; want 440 each", got["items"], got["completed"], got["bank_transfers"])
+	}
+	if got["books_ok"] != true || got["bank_duplicates"] != float64(0) || got["callbacks_batches"] != float64(2) {
+		t.Errorf("books: ok %v, duplicates %v, batch callbacks %v, problems %v", got["books_ok"], got["bank_duplicates"], got["callbacks_batches"], got["books_problems"])
+	}
+	acc, term, cb := got["accept_seconds"].(float64), got["terminal_seconds"].(float64), got["callbacks_seconds"].(float64)
+	if !(acc > 0 && term >= acc && cb >= term) || got["completed_per_second"].(float64) <= 0 {
+		t.Errorf("accept %vs, terminal %vs, callbacks %vs, completed/s %v: not in order", acc, term, cb, got["completed_per_second"])
+	}
+	legs := got["legs"].(map[string]any)
+	for _, l := range legOrder {
+		q, _ := legs[l.name].(map[string]any)
+		if q == nil || q["count"] != float64(440) {
+			t.Errorf("leg %s: %v, want 440 samples", l.name, q)
 		}
-		singleRate := 200 / time.Since(singleStart).Seconds()
-
-		runtime.GC()
-		var base runtime.MemStats
-		runtime.ReadMemStats(&base)
-		var peak atomic.Uint64
-		stop := make(chan struct{})
-		go func() {
-			var m runtime.MemStats
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peak.Load() {
-					peak.Store(m.HeapAlloc)
-				}
-			}
-		}()
-		start := time.Now()
-		code, acc, _ := postBatch(b, p.api.URL, p.key, "reference_id=bench", fmt.Sprint("bench-", it), body)
-		accepted := time.Since(start)
-		close(stop)
-		if code != 202 || acc["item_count"] != float64(n) {
-			b.Fatalf("batch: %d %v", code, acc["error"])
-		}
-		id := acc["id"].(string)
-		for {
-			_, st, _ := call(b, p.api.URL, p.key, "GET", "/v1/batches/"+id, nil, nil)
-			if st["status"] == "COMPLETED" {
-				break
-			}
-			if time.Since(start) > 20*time.Minute {
-				b.Fatalf("batch not complete after 20 minutes: %v", st["counts"])
-			}
-			time.Sleep(time.Second)
-		}
-		done := time.Since(start)
-		b.ReportMetric(accepted.Seconds(), "accept_s")
-		b.ReportMetric(done.Seconds(), "terminal_s")
-		b.ReportMetric(float64(n)/done.Seconds(), "items/s")
-		b.ReportMetric(singleRate, "single_accepts/s")
-		b.ReportMetric(float64(n)/accepted.Seconds(), "batch_accepts/s")
-		b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapAlloc))/(1<<20), "peak_heap_MiB")
-		p.stop()
+	}
+	if got["pg_commits_per_payout"].(float64) <= 0 || got["kafka_records_per_payout"].(float64) < 3 {
+		t.Errorf("commits per payout %v, records per payout %v", got["pg_commits_per_payout"], got["kafka_records_per_payout"])
 	}
 }

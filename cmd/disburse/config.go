@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/disburse/disburse/processor"
 )
 
 // parseFlags parses args into fs, then fills every flag not given on the
@@ -58,6 +60,10 @@ type common struct {
 	topicPrefix  string
 	partitions   int
 	metricsAddr  string
+	// replication and minInsync are how topics the service creates are
+	// replicated: 1 and 1 suit one development broker, 3 and 2 production.
+	replication int
+	minInsync   int
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -66,6 +72,13 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.topicPrefix, "topic-prefix", "disburse.", "prefix of the Kafka topic names")
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions for topics the service creates")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address of /metrics, /healthz and /readyz")
+	fs.IntVar(&c.replication, "kafka-replication-factor", 1, "replicas of each partition of the topics the service creates (production: 3)")
+	fs.IntVar(&c.minInsync, "kafka-min-insync-replicas", 1, "min.insync.replicas of the topics the service creates: replicas that must hold a write (production: 2)")
+}
+
+// topicSpec is how the role creates missing topics.
+func (c *common) topicSpec() processor.TopicSpec {
+	return processor.TopicSpec{Partitions: int32(c.partitions), ReplicationFactor: int16(c.replication), MinInsyncReplicas: c.minInsync}
 }
 
 func (c *common) validate() error {
@@ -81,6 +94,12 @@ func (c *common) validate() error {
 	}
 	if c.partitions < 1 || c.partitions > 1000 {
 		return fmt.Errorf("--partitions must be 1 to 1000, got %d", c.partitions)
+	}
+	if c.replication < 1 || c.replication > 16 {
+		return fmt.Errorf("--kafka-replication-factor must be 1 to 16, got %d", c.replication)
+	}
+	if c.minInsync < 1 || c.minInsync > c.replication {
+		return fmt.Errorf("--kafka-min-insync-replicas must be 1 to --kafka-replication-factor (%d), got %d", c.replication, c.minInsync)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/processor/statement"
 	"github.com/disburse/disburse/reports/chdb"
 	"github.com/disburse/disburse/schemas"
 	"github.com/disburse/disburse/schemas/events"
@@ -35,6 +36,8 @@ type devConfig struct {
 	apiAddr, operatorAddr, metricsAddr, banksimAddr string
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
+	bankProfiles                                    string
+	banksimLatency                                  time.Duration
 	partitions                                      int
 	access                                          accessConfig
 	callbacks                                       callbackConfig
@@ -54,6 +57,8 @@ func runDev(ctx context.Context, args []string) error {
 	fs.StringVar(&c.postgresURL, "postgres-url", "", "use this PostgreSQL instead of the embedded one")
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
+	fs.StringVar(&c.bankProfiles, "bank-profiles", "", "YAML file of the banks' profiles (docs/banks.md; deploy/profiles/fast.yaml for quick demos); default: the built-in profiles")
+	fs.DurationVar(&c.banksimLatency, "banksim-latency", 0, "median latency of every sandbox bank, p99 8x that (0: each bank's realistic default, 120-350ms)")
 	c.access.register(fs, true)
 	c.callbacks.register(fs, true)
 	c.reports.register(fs)
@@ -65,6 +70,13 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := c.callbacks.validate(); err != nil {
+		return err
+	}
+	if c.banksimLatency < 0 {
+		return fmt.Errorf("--banksim-latency must not be negative, got %s", c.banksimLatency)
+	}
+	// A bad profiles file is reported before anything starts.
+	if _, err := (bankConfig{profilesPath: c.bankProfiles}).profiles(); err != nil {
 		return err
 	}
 	if err := c.access.apply(&api.Server{}); err != nil {
@@ -132,11 +144,14 @@ func runDev(ctx context.Context, args []string) error {
 	// The sandbox banks, over real HTTP inside the process.
 	var srv servers
 	defer srv.shutdown()
-	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksim.DefaultOptions()).Handler())
+	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksimOptions(c.banksimLatency)).Handler())
 	if err != nil {
 		return err
 	}
-	bank := newBank("http://"+bankAddr.String(), 0)
+	bank, profiles, err := bankConfig{url: "http://" + bankAddr.String(), profilesPath: c.bankProfiles}.newBank()
+	if err != nil {
+		return err
+	}
 
 	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
 	if err != nil {
@@ -158,6 +173,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8, c.callbacks)
+	apiServer.Profiles = profiles
 	if err := c.access.apply(apiServer); err != nil {
 		return err
 	}
@@ -186,7 +202,9 @@ func runDev(ctx context.Context, args []string) error {
 		if name == "sink" && rs == nil {
 			continue
 		}
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs}); err != nil {
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs,
+			// The in-process sandbox bank's statement starts empty at every start; the database persists.
+			tuneStatement: func(f *statement.Follower, _ *statement.Reconciler) { f.RestartOnBadCursor = true }}); err != nil {
 			stopStages()
 			return err
 		}

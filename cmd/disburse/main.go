@@ -29,6 +29,9 @@ var commands = map[string]command{
 	"audit":     {"check the money invariants on a database; exit 1 on a violation", runAudit},
 	"submit":    {"upload a batch file (CSV or JSON) and follow it with a progress bar", runSubmit},
 	"reconcile": {"compare a bank's statement for a day with the ledger; exit 3 on a difference", runReconcile},
+	"version":   {"print the version and commit stamped at build time", runVersion},
+	"probe":     {"GET a health URL; exit 0 on 2xx (the container health check)", runProbe},
+	"bench":     {"run the whole pipeline end to end on real services and measure it (docs/benchmarks.md)", runBench},
 }
 
 // exitError carries a process exit status.
@@ -40,7 +43,16 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	// DISBURSE_LOG_LEVEL (debug, info, warn, error) sets the log level;
+	// `disburse bench` quiets its worker processes with it.
+	level := slog.LevelInfo
+	if v := os.Getenv("DISBURSE_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			fmt.Fprintf(os.Stderr, "disburse: DISBURSE_LOG_LEVEL=%q: %v\n", v, err)
+			os.Exit(2)
+		}
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
 		usage()
 		return

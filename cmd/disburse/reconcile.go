@@ -32,10 +32,12 @@ func runReconcile(ctx context.Context, args []string) error {
 func reconcile(ctx context.Context, args []string, out io.Writer) error {
 	var url, bankURL, bankCode, date string
 	var grace, bankTimeout time.Duration
+	var profilesPath string
 	var asJSON bool
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
 	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
+	fs.StringVar(&profilesPath, "bank-profiles", "", "YAML file of the banks' profiles and base URLs (docs/banks.md); default: the built-in profiles")
 	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one statement read, replacing the bank profile's (0: the profile's)")
 	fs.StringVar(&bankCode, "bank", "", "bank code whose statement to reconcile, e.g. bca (required; e-wallets book at their host bank)")
 	fs.StringVar(&date, "date", "", "day to reconcile, YYYY-MM-DD in Asia/Jakarta time (default today)")
@@ -69,7 +71,11 @@ func reconcile(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	rc := &statement.Reconciler{Bank: newBank(bankURL, bankTimeout), Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Grace: grace}
+	bank, _, err := bankConfig{url: bankURL, timeout: bankTimeout, profilesPath: profilesPath}.newBank()
+	if err != nil {
+		return err
+	}
+	rc := &statement.Reconciler{Bank: bank, Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Grace: grace}
 	rep, err := rc.Reconcile(ctx, bankCode, day)
 	if err != nil {
 		return err

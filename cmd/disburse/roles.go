@@ -17,7 +17,8 @@ import (
 
 func runAPI(ctx context.Context, args []string) error {
 	var c common
-	var apiAddr, operatorAddr, operatorToken, bankURL string
+	var apiAddr, operatorAddr, operatorToken string
+	var bc bankConfig
 	var inquiryTTL time.Duration
 	var nameThreshold float64
 	var access accessConfig
@@ -28,7 +29,7 @@ func runAPI(ctx context.Context, args []string) error {
 	access.register(fs, false)
 	cb.register(fs, false)
 	rc.register(fs)
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway, for account inquiries")
+	bc.register(fs, "http://127.0.0.1:8082", false)
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
@@ -52,6 +53,10 @@ func runAPI(ctx context.Context, args []string) error {
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
 	}
+	bank, profiles, err := bc.newBank()
+	if err != nil {
+		return err
+	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
 		return err
@@ -63,10 +68,11 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	defer producer.Close()
 	topics := events.NewTopics(c.topicPrefix)
-	if err := processor.EnsureTopics(ctx, producer, int32(c.partitions), topics.All()...); err != nil {
+	if err := processor.EnsureTopicsWith(ctx, producer, c.topicSpec(), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken, newBank(bankURL, 0), inquiryTTL, nameThreshold, cb)
+	s := newAPIServer(pool, producer, topics, operatorToken, bank, inquiryTTL, nameThreshold, cb)
+	s.Profiles = profiles
 	if err := access.apply(s); err != nil {
 		return err
 	}
@@ -101,8 +107,10 @@ func runAPI(ctx context.Context, args []string) error {
 func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var rc reportsConfig
-	var stageList, bankURL string
-	var bankTimeout, settleEvery time.Duration
+	var stageList string
+	var bc bankConfig
+	var naive bool
+	var settleEvery time.Duration
 	var settleGroup int
 	var cb callbackConfig
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -110,10 +118,10 @@ func runWorker(ctx context.Context, args []string) error {
 	cb.register(fs, true)
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
-	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+	bc.register(fs, "http://127.0.0.1:8082", true)
 	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
 	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
+	fs.BoolVar(&naive, "naive", false, "the naive baseline of disburse bench: one record per transaction and per produce (benchmarks only, never production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -130,6 +138,10 @@ func runWorker(ctx context.Context, args []string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("--stages names no stage (known: %v)", stageNames)
 	}
+	bank, _, err := bc.newBank()
+	if err != nil {
+		return err
+	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
 		return err
@@ -142,7 +154,7 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	defer admin.Close()
 	topics := events.NewTopics(c.topicPrefix)
-	if err := processor.EnsureTopics(ctx, admin, int32(c.partitions), topics.All()...); err != nil {
+	if err := processor.EnsureTopicsWith(ctx, admin, c.topicSpec(), topics.All()...); err != nil {
 		return err
 	}
 	rs, err := rc.open(ctx)
@@ -160,9 +172,8 @@ func runWorker(ctx context.Context, args []string) error {
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
-	bank := newBank(bankURL, bankTimeout)
 	for _, name := range names {
-		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs,
+		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive,
 			tune: func(d *dispatch.Stage) { d.SettleGroup, d.SettleEvery = settleGroup, settleEvery }}
 		if err := st.start(stageCtx, name, deps); err != nil {
 			stop()

@@ -17,6 +17,7 @@ import (
 	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
+	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
@@ -105,7 +106,31 @@ type stageDeps struct {
 	callbacks callbackConfig
 	// reports is the ClickHouse store of the sink stage.
 	reports *reports.Store
+	// naive is the baseline of `disburse bench --baseline`: every stage
+	// takes one record per poll, so one Postgres transaction per payout, and
+	// every Kafka client produces one record at a time, synchronously. Never
+	// for production.
+	naive bool
 }
+
+// naiveClientOpts make a Kafka client produce one record at a time: no
+// linger, and a buffer of one record, so each produce waits for the
+// previous record's acknowledgement.
+func naiveClientOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1)}
+}
+
+// naiveDispatch is the naive baseline of the dispatch stage: one
+// transaction per payout for claims and settlements.
+func naiveDispatch(st *dispatch.Stage) { st.Naive = true }
+
+// naiveRelay is the naive baseline of the relay: one status change read
+// and published per round.
+func naiveRelay(st *relay.Stage) { st.Limit = 1 }
+
+// naiveRecords is the records per poll of the consume loops in the naive
+// baseline: one, so each payout is its own transaction.
+const naiveRecords = 1
 
 // start launches the named stage; it consumes until ctx ends.
 func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
@@ -143,7 +168,13 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		if deps.tune != nil {
 			deps.tune(dst)
 		}
+		if deps.naive {
+			naiveDispatch(dst)
+		}
 		opts = append(opts, dst.GroupOpts()...)
+	}
+	if deps.naive {
+		opts = append(opts, naiveClientOpts()...)
 	}
 	cl, err := processor.NewClient(brokers, opts...)
 	if err != nil {
@@ -154,6 +185,12 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	case "ledger":
 		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
+		if deps.naive {
+			// The stage's own Run polls up to 1,000 records per transaction.
+			run = func(ctx context.Context) error {
+				return processor.Consume(ctx, "ledger", cl, naiveRecords, log, st.Handle)
+			}
+		}
 	case "dispatch":
 		dst.Kafka = cl
 		run = withStatements(dst.Run, pool, bank, log, deps.tuneStatement)
@@ -161,7 +198,26 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
 		run = st.Run
+		if deps.naive {
+			// callbackstage.Stage.Run with one record per poll: the worker
+			// delivers beside the consume loop, as in Run.
+			run = func(ctx context.Context) error {
+				var wg sync.WaitGroup
+				var workerErr error
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					workerErr = st.Worker.Run(ctx)
+				}()
+				err := processor.Consume(ctx, "callbacks", cl, naiveRecords, log, st.Handle)
+				wg.Wait()
+				return errors.Join(err, workerErr)
+			}
+		}
 	case "sink":
+		// The sink keeps its batches in the naive baseline too: ClickHouse
+		// takes no per-payout transactions, and one insert per row would
+		// measure the engine's part-per-insert cost, not the pipeline's.
 		st := &sink.Stage{Feeds: []sink.Feed{&sink.StatusFeed{Name: topics.Status, Reports: deps.reports, Log: log}}, Kafka: cl, Log: log}
 		run = st.Run
 	}
@@ -180,13 +236,20 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 
 // startRelay launches the outbox relay: a producer only, no consumer group.
 func (s *stages) startRelay(ctx context.Context, deps stageDeps) error {
-	cl, err := processor.NewClient(deps.brokers)
+	var opts []kgo.Opt
+	if deps.naive {
+		opts = naiveClientOpts()
+	}
+	cl, err := processor.NewClient(deps.brokers, opts...)
 	if err != nil {
 		return err
 	}
 	s.clients = append(s.clients, cl)
 	log := slog.Default().With("stage", "relay")
 	st := &relay.Stage{Payouts: payout.NewStore(deps.pool), Batches: batch.NewStore(deps.pool), Kafka: cl, Topics: deps.topics, Log: log}
+	if deps.naive {
+		naiveRelay(st)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -214,20 +277,71 @@ func (s *stages) wait() error {
 	}
 }
 
-// newBank is the bank connector of the API and the workers: the HTTP client
-// of the bank gateway at url, guarded by every bank's profile (breaker,
-// bulkhead, rate limit, windows). timeout, when positive, replaces the
-// profiles' call timeouts.
-func newBank(url string, timeout time.Duration) *connectors.Guard {
-	profiles := connectors.DefaultProfiles()
-	if timeout > 0 {
+// bankConfig is how a role reaches the banks: the bank gateway's URL, an
+// optional timeout replacing every profile's, and an optional bank-profiles
+// file (docs/banks.md) that sets each bank's profile and base URL.
+type bankConfig struct {
+	url          string
+	timeout      time.Duration
+	profilesPath string
+}
+
+// register adds --bank-url (with def as its default) and --bank-profiles;
+// withTimeout adds --bank-timeout.
+func (b *bankConfig) register(fs *flag.FlagSet, def string, withTimeout bool) {
+	fs.StringVar(&b.url, "bank-url", def, "base URL of the bank gateway (the sandbox banks in development); a bank-profiles file may give banks other URLs")
+	fs.StringVar(&b.profilesPath, "bank-profiles", "", "YAML file of the banks' profiles and base URLs (docs/banks.md; deploy/profiles/example.yaml); default: the built-in profiles")
+	if withTimeout {
+		fs.DurationVar(&b.timeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+	}
+}
+
+// profiles loads the bank-profiles file, or the built-in profiles.
+func (b bankConfig) profiles() (connectors.ProfileFile, error) {
+	if b.profilesPath == "" {
+		return connectors.ProfileFile{Profiles: connectors.DefaultProfiles()}, nil
+	}
+	return connectors.LoadProfileFile(b.profilesPath)
+}
+
+// newBank is the bank connector of the API and the workers: the HTTP
+// clients of the banks' base URLs, guarded by every bank's profile
+// (breaker, bulkhead, rate limit, windows). It also returns the profiles,
+// for GET /v1/banks.
+func (b bankConfig) newBank() (*connectors.Guard, connectors.Profiles, error) {
+	pf, err := b.profiles()
+	if err != nil {
+		return nil, nil, err
+	}
+	profiles := pf.Profiles
+	if b.timeout > 0 {
 		for code, p := range profiles {
-			p.Timeout = timeout
+			p.Timeout = b.timeout
 			profiles[code] = p
 		}
 	}
-	// The guard applies each bank's timeout; the client's own is off.
-	return connectors.NewGuard(httpbank.New(url, httpbank.WithTimeout(0)), profiles, nil)
+	// The guard applies each bank's timeout; the clients' own are off.
+	def := pf.URLFor("", b.url)
+	clients := map[string]connectors.Connector{def: httpbank.New(def, httpbank.WithTimeout(0))}
+	byBank := map[string]connectors.Connector{}
+	for code := range profiles {
+		u := pf.URLFor(code, b.url)
+		if clients[u] == nil {
+			clients[u] = httpbank.New(u, httpbank.WithTimeout(0))
+		}
+		byBank[code] = clients[u]
+	}
+	return connectors.NewGuard(connectors.NewRouter(clients[def], byBank), profiles, nil), profiles, nil
+}
+
+// banksimOptions are the sandbox banks with every bank's median latency set
+// to median (p99 eight times that), or their realistic per-bank defaults
+// when median is 0.
+func banksimOptions(median time.Duration) banksim.Options {
+	if median <= 0 {
+		return banksim.DefaultOptions()
+	}
+	return banksim.Options{Latency: banksim.Latency{Median: median, P99: 8 * median}}
 }
 
 // callbackConfig is the callbacks' configuration, shared by the api role

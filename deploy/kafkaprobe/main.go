@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -24,15 +23,16 @@ func main() {
 	timeout := flag.Duration("timeout", 90*time.Second, "give up after this long")
 	every := flag.Duration("progress", 5*time.Second, "print progress this often")
 	pid := flag.Int("pid", 0, "if set, stop early when this process (the broker) exits")
+	minBrokers := flag.Int("min-brokers", 1, "wait until the metadata lists this many brokers (a cluster's size)")
 	flag.Parse()
 
-	if err := probe(strings.Split(*brokers, ","), *timeout, *every, *pid); err != nil {
+	if err := probe(strings.Split(*brokers, ","), *timeout, *every, *pid, *minBrokers); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkaprobe:", err)
 		os.Exit(1)
 	}
 }
 
-func probe(seeds []string, timeout, every time.Duration, pid int) error {
+func probe(seeds []string, timeout, every time.Duration, pid, minBrokers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -55,13 +55,13 @@ func probe(seeds []string, timeout, every time.Duration, pid int) error {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 3*time.Second)
 		brokers, err := adm.ListBrokers(attempt)
 		cancelAttempt()
-		if err == nil && len(brokers) > 0 {
+		if err == nil && len(brokers) >= max(minBrokers, 1) {
 			fmt.Fprintf(os.Stderr, "kafkaprobe: %d broker(s) ready at %s after %s\n",
 				len(brokers), strings.Join(seeds, ","), time.Since(start).Round(100*time.Millisecond))
 			return nil
 		}
 		if err == nil {
-			err = errors.New("metadata lists no brokers yet")
+			err = fmt.Errorf("metadata lists %d of %d brokers yet", len(brokers), max(minBrokers, 1))
 		}
 		if ctx.Err() == nil || lastErr == nil {
 			lastErr = err

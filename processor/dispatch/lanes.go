@@ -12,6 +12,7 @@ import (
 
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/internal/retry"
+	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/schemas/events"
@@ -145,6 +146,10 @@ func (s *Stage) route(jobs []*job) {
 		if j.part.isRevoked() {
 			continue
 		}
+		if s.waitedTooLong(j) {
+			s.failUnavailable(j)
+			continue
+		}
 		var ue *connectors.UnavailableError
 		if err := s.Bank.Admit(j.ev.BankCode); errors.As(err, &ue) {
 			s.park(j, s.unavailableUntil(ue, j.ev.Attempt), ue.Reason)
@@ -221,6 +226,48 @@ func (s *Stage) route(jobs []*job) {
 	}
 }
 
+// unavailableReasons are the park reasons that mean the bank would not
+// take payouts (its breaker open, a window, or it refused every send):
+// the first such park starts the clock of the profile's UnavailableLimit.
+var unavailableReasons = map[string]bool{
+	connectors.ReasonBreakerOpen: true, connectors.WindowMaintenance: true, connectors.WindowCutOff: true,
+	reasonNotSent: true,
+}
+
+// waitedTooLong reports whether the payout has been waiting for its
+// unavailable bank longer than the bank profile allows.
+func (s *Stage) waitedTooLong(j *job) bool {
+	since := j.ev.UnavailableSince
+	limit := s.Bank.Profile(j.ev.BankCode).UnavailableLimit
+	return !since.IsZero() && limit > 0 && time.Since(since) >= limit
+}
+
+// failUnavailable fails a payout whose bank stayed unavailable past the
+// profile's limit with BANK_UNAVAILABLE, its debit returned, unless a
+// transfer of it may be at the bank (then it keeps waiting: only the bank
+// can say what became of it).
+func (s *Stage) failUnavailable(j *job) {
+	id := j.ev.DisbursementID
+	d, err := s.Ledger.FailUnsent(context.Background(), id, payout.BankUnavailable)
+	switch {
+	case err == nil || errors.Is(err, payout.ErrNotFound):
+		if err == nil {
+			s.Log.Warn("bank unavailable too long; payout failed and its debit returned", "disbursement_id", id,
+				"merchant_id", d.MerchantID, "bank", j.ev.BankCode, "waiting_since", j.ev.UnavailableSince, "status", d.Status)
+		}
+		j.part.finish(j.rec.Offset)
+	case errors.Is(err, ledger.ErrNotCancellable):
+		if d.Status.Terminal() {
+			j.part.finish(j.rec.Offset)
+			return
+		}
+		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
+	default:
+		s.Log.Warn("failing a payout for an unavailable bank failed; parking it", "disbursement_id", id, "err", err)
+		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
+	}
+}
+
 // unavailableUntil is when to try a payout parked because its bank is
 // unavailable: when the window ends or the breaker half-opens, but no
 // sooner than the payout's own backoff, so that payouts parked again and
@@ -248,6 +295,9 @@ func (s *Stage) park(j *job, until time.Time, reason string) {
 	ev.NotBefore = until.UTC()
 	ev.Attempt++
 	ev.Reason = reason
+	if unavailableReasons[reason] && ev.UnavailableSince.IsZero() {
+		ev.UnavailableSince = time.Now().UTC()
+	}
 	bank := connectors.HostOf(ev.BankCode)
 	parkedTotal.WithLabelValues(bank, reason).Inc()
 	s.Log.Info("payout parked", "disbursement_id", ev.DisbursementID, "merchant_id", ev.MerchantID,

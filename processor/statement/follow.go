@@ -64,6 +64,12 @@ type Follower struct {
 	SettleAfter time.Duration
 	// Instance names this process in the lease (default host and pid).
 	Instance string
+	// RestartOnBadCursor: when the bank does not know the stored cursor,
+	// read its statement again from the start instead of stopping for an
+	// operator. Re-applying entries changes nothing, so this is safe; it is
+	// meant for the sandbox bank, whose statement lives in memory and
+	// starts empty when it restarts (disburse dev turns it on).
+	RestartOnBadCursor bool
 }
 
 func (f *Follower) defaults() {
@@ -172,6 +178,13 @@ func (f *Follower) Step(ctx context.Context, bank, owner string) (more, held boo
 		return false, held, err
 	}
 	page, err := f.Bank.Statement(ctx, bank, connectors.StatementQuery{After: cursor, Limit: f.PageSize})
+	if errors.Is(err, connectors.ErrBadCursor) && f.RestartOnBadCursor && cursor != "" {
+		f.Log.Warn("the bank does not know the stored statement cursor; reading its statement from the start", "bank", bank, "cursor", cursor, "err", err)
+		if err := f.Cursors.Advance(ctx, bank, owner, cursor, "", f.Lease); err != nil {
+			return false, !errors.Is(err, ErrLeaseLost), err
+		}
+		return true, true, nil
+	}
 	if err != nil {
 		return false, true, fmt.Errorf("read the statement of %s: %w", bank, err)
 	}

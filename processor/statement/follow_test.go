@@ -286,7 +286,8 @@ func TestFollowerSettlesUnknownOutcomes(t *testing.T) {
 }
 
 // TestFollowerBadCursor: a stored cursor the bank does not know stops the
-// follower with connectors.ErrBadCursor and changes nothing.
+// follower with connectors.ErrBadCursor and changes nothing, unless it is
+// told to read the statement again from the start.
 func TestFollowerBadCursor(t *testing.T) {
 	e := newEnv(t)
 	f := e.follower("f")
@@ -300,6 +301,27 @@ func TestFollowerBadCursor(t *testing.T) {
 	if cur, _ := NewCursors(e.pool).Cursor(ctx, "bca"); cur != "gone-42" {
 		t.Errorf("cursor changed to %q", cur)
 	}
+
+	// With RestartOnBadCursor (the sandbox bank restarted), the follower
+	// reads the statement again from the start and applies it.
+	ids := e.debited(t, "restart", 2, 100_000)
+	e.send(t, ids, func(int) string { return "1234563333" }, 100_000)
+	e.settleAll(t, ids)
+	waitFor(t, "the bank's returns", func() bool { return statementLen(t, e) == 4 })
+	f.RestartOnBadCursor = true
+	for i := 0; ; i++ {
+		more, _, err := f.Step(ctx, "bca", "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more || i > 10 {
+			break
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM disbursements WHERE status = 'REVERSED'`); n != 2 {
+		t.Errorf("%d REVERSED after restarting the statement, want 2", n)
+	}
+	fixture.Audit(t, e.pool)
 }
 
 // TestFollowerConcurrentApply: two followers applying the same entries at

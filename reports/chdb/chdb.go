@@ -1,3 +1,5 @@
+//go:build !nochdb
+
 // Package chdb runs the ClickHouse engine inside the process: it loads
 // libchdb (the engine compiled into a shared library, as the chdb Python
 // wheel ships it) at run time with purego, so the binary needs no cgo and

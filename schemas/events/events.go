@@ -69,6 +69,10 @@ type Dispatch struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	Attempt   int       `json:"attempt,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// UnavailableSince is when the payout was first parked because its
+	// bank was unavailable (down, breaker open, a window); past the bank
+	// profile's UnavailableLimit it fails with BANK_UNAVAILABLE.
+	UnavailableSince time.Time `json:"unavailable_since,omitzero"`
 }
 
 // Status is one status change of a payout. Version increases with each

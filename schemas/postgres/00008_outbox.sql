@@ -24,7 +24,16 @@ CREATE INDEX dispatch_leases_instance ON dispatch_leases (instance);
 DROP TRIGGER disbursements_batch_progress ON disbursements;
 DROP FUNCTION batch_progress();
 
+-- A payout cancelled after its debit (never handed to its bank) gets its
+-- money back under an entry of its own kind.
+ALTER TABLE journal_entries DROP CONSTRAINT journal_entries_kind_check;
+ALTER TABLE journal_entries ADD CONSTRAINT journal_entries_kind_check
+    CHECK (kind IN ('deposit', 'debit', 'settle', 'fail', 'return', 'cancel', 'invoice_close', 'invoice_payment'));
+
 -- +goose Down
+ALTER TABLE journal_entries DROP CONSTRAINT journal_entries_kind_check;
+ALTER TABLE journal_entries ADD CONSTRAINT journal_entries_kind_check
+    CHECK (kind IN ('deposit', 'debit', 'settle', 'fail', 'return', 'invoice_close', 'invoice_payment'));
 -- +goose StatementBegin
 CREATE FUNCTION batch_progress() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
