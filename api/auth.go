@@ -63,7 +63,11 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 		if budget == merchant.BudgetCreate {
 			rate = limits.CreatePerSecond
 		}
-		allowed, wait, err := s.Merchants.Take(r.Context(), p.MerchantID, p.Environment, budget, rate, 2*rate)
+		var limiter RateLimiter = s.Merchants
+		if s.RateLimiter != nil {
+			limiter = s.RateLimiter
+		}
+		allowed, wait, err := limiter.Take(r.Context(), p.MerchantID, p.Environment, budget, rate, 2*rate)
 		if err != nil {
 			s.internalError(w, r, err)
 			return

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,6 +92,24 @@ type Server struct {
 	// Limits are the request rates of environments the operator has not
 	// configured; zero fields take DefaultLimits.
 	Limits merchant.Limits
+	// RateLimiter takes each call's token; nil uses Merchants.Take (one
+	// shared bucket row per merchant in Postgres). cmd/disburse serve uses
+	// a merchant.ShareLimiter: buckets in memory holding this instance's
+	// share of each merchant's rate.
+	RateLimiter RateLimiter
+	// GroupCommit configures how concurrent creates share one transaction
+	// and one produce (zero fields: the defaults).
+	GroupCommit GroupCommit
+
+	committerOnce sync.Once
+	committer     *committer
+}
+
+// RateLimiter takes one call from a merchant environment's budget of rate
+// calls per second (burst at most); when there is none it says how long
+// until there is.
+type RateLimiter interface {
+	Take(ctx context.Context, merchantID, environment, budget string, rate, burst int) (bool, time.Duration, error)
 }
 
 func (s *Server) now() time.Time {

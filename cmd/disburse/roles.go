@@ -85,6 +85,9 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := access.apply(s); err != nil {
 		return err
 	}
+	if err := shareRateLimits(ctx, s, pool); err != nil {
+		return err
+	}
 	rs, err := rc.open(ctx)
 	if err != nil {
 		return err
