@@ -17,12 +17,13 @@ const (
 	TypeCompleted      = "disbursement.completed"
 	TypeFailed         = "disbursement.failed"
 	TypeReversed       = "disbursement.reversed"
+	TypeCancelled      = "disbursement.cancelled"
 	TypeBatchCompleted = "batch.completed"
 )
 
 // typeOf maps a payout status to its callback type; "" for statuses that
-// are not announced (PENDING, PROCESSING, CANCELLED: the merchant cancelled
-// it in a synchronous call).
+// are not announced (PENDING, PROCESSING). CANCELLED is announced: a batch
+// cancel ends many payouts the merchant's systems must hear about.
 func typeOf(status string) string {
 	switch payout.Status(status) {
 	case payout.Completed:
@@ -31,6 +32,8 @@ func typeOf(status string) string {
 		return TypeFailed
 	case payout.Reversed:
 		return TypeReversed
+	case payout.Cancelled:
+		return TypeCancelled
 	}
 	return ""
 }
