@@ -315,20 +315,21 @@ func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Re
 
 // attemptBatch makes one POST carrying every callback of group (one lease)
 // and records the attempt on each: all delivered on a 2xx, all retried
-// (each after its own backoff) otherwise.
+// otherwise, after one backoff (that of the most tried callback in it) so
+// they stay together.
 func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 	id, body := BatchBody(group)
 	inFlight.Inc()
 	r := w.post(ctx, group[0], id, body)
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
-	waits := make([]time.Duration, len(group))
-	for i, c := range group {
-		waits[i] = w.retryIn(c.Attempts + 1)
+	attempts := 0
+	for _, c := range group {
+		attempts = max(attempts, c.Attempts+1)
 	}
 	log := w.Log.With("delivery_id", id, "merchant_id", group[0].MerchantID, "environment", group[0].Environment,
 		"callbacks", len(group))
-	statuses, err := w.Store.FinishBatch(ctx, group, r, waits)
+	statuses, err := w.Store.FinishBatch(ctx, group, r, w.retryIn(attempts))
 	if err != nil {
 		// The leases expire and the callbacks are tried again.
 		log.Error("record callback batch attempt", "err", err)

@@ -275,11 +275,12 @@ func (s *Store) Finish(ctx context.Context, c Claimed, r Result, retryIn time.Du
 }
 
 // FinishBatch logs one attempt that carried every callback of group (one
-// lease, one POST) and moves each on as Finish does; retryIn[i] is the wait
-// of group[i] should r not be a 2xx. It returns each callback's new status
+// lease, one POST) and moves each on as Finish does. Should r not be a 2xx,
+// every callback waits the same retryIn, so the group stays due together
+// and is retried in one POST again. It returns each callback's new status
 // by id (absent when its lease was lost to another worker). One statement,
 // so a group is recorded whole or not at all.
-func (s *Store) FinishBatch(ctx context.Context, group []Claimed, r Result, retryIn []time.Duration) (map[string]string, error) {
+func (s *Store) FinishBatch(ctx context.Context, group []Claimed, r Result, retryIn time.Duration) (map[string]string, error) {
 	if len(group) == 0 {
 		return nil, nil
 	}
@@ -287,13 +288,13 @@ func (s *Store) FinishBatch(ctx context.Context, group []Claimed, r Result, retr
 	if r.StatusCode != 0 {
 		code = &r.StatusCode
 	}
-	ids, leases, waits := make([]string, len(group)), make([]int64, len(group)), make([]float64, len(group))
+	ids, leases := make([]string, len(group)), make([]int64, len(group))
 	for i, c := range group {
-		ids[i], leases[i], waits[i] = c.ID, c.lease, retryIn[i].Seconds()
+		ids[i], leases[i] = c.ID, c.lease
 	}
 	rows, err := s.db.Query(ctx, `
 		WITH g AS (
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[]) AS g (id, lease, wait)
+			SELECT * FROM unnest($1::text[], $2::bigint[]) AS g (id, lease)
 		), a AS (
 			INSERT INTO callback_attempts (callback_id, url, started_at, duration_ms, status_code, error, response_body)
 			SELECT g.id, $4, $5, $6, $7, $8, $9 FROM g
@@ -301,13 +302,13 @@ func (s *Store) FinishBatch(ctx context.Context, group []Claimed, r Result, retr
 		UPDATE callbacks c SET
 			attempts = attempts + 1,
 			status = CASE WHEN $10 THEN 'delivered' WHEN now() >= retry_until THEN 'failed' ELSE 'pending' END,
-			next_attempt_at = CASE WHEN $10 THEN next_attempt_at ELSE now() + make_interval(secs => g.wait) END,
+			next_attempt_at = CASE WHEN $10 THEN next_attempt_at ELSE now() + make_interval(secs => $3) END,
 			delivered_at = CASE WHEN $10 THEN now() ELSE delivered_at END,
 			last_status_code = $7, last_error = $8, lease = NULL, leased_until = '-infinity'
 		FROM g
 		WHERE c.id = g.id AND c.lease = g.lease
 		RETURNING c.id, c.status`,
-		ids, leases, waits, r.URL, r.StartedAt, r.Duration.Milliseconds(), code, r.Err, r.ResponseBody, r.OK())
+		ids, leases, retryIn.Seconds(), r.URL, r.StartedAt, r.Duration.Milliseconds(), code, r.Err, r.ResponseBody, r.OK())
 	if err != nil {
 		return nil, fmt.Errorf("finish callback batch: %w", err)
 	}
