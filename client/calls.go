@@ -186,7 +186,8 @@ func (c *Client) Settings(ctx context.Context) (Settings, error) {
 	return s, err
 }
 
-// UpdateSettings changes the callback URL and/or IP whitelist.
+// UpdateSettings changes the callback URL, the IP whitelist and/or the
+// callback delivery settings (batch size, concurrency).
 func (c *Client) UpdateSettings(ctx context.Context, p SettingsPatch) (Settings, error) {
 	var s Settings
 	err := c.do(ctx, "PATCH", "/v1/settings", nil, p, &s, false)

@@ -193,13 +193,20 @@ type Settings struct {
 		CreatePerSecond int `json:"create_per_second"`
 		ReadPerSecond   int `json:"read_per_second"`
 	} `json:"rate_limits"`
-	Warnings []string `json:"warnings,omitempty"`
+	// CallbackBatchSize: 1 sends one POST per callback; 2 to 100 sends up
+	// to that many in one "callbacks.batch" POST.
+	CallbackBatchSize int `json:"callback_batch_size"`
+	// CallbackConcurrency: POSTs in flight to the callback URL at once (1 to 64).
+	CallbackConcurrency int      `json:"callback_concurrency"`
+	Warnings            []string `json:"warnings,omitempty"`
 }
 
 // SettingsPatch changes settings; nil fields stay as they are.
 type SettingsPatch struct {
-	CallbackURL *string  `json:"callback_url,omitempty"`
-	IPWhitelist []string `json:"ip_whitelist,omitempty"`
+	CallbackURL         *string  `json:"callback_url,omitempty"`
+	IPWhitelist         []string `json:"ip_whitelist,omitempty"`
+	CallbackBatchSize   *int     `json:"callback_batch_size,omitempty"`
+	CallbackConcurrency *int     `json:"callback_concurrency,omitempty"`
 }
 
 // Event is one payout status change of the feed.

@@ -18,7 +18,7 @@ import (
 func main() {
 	secret := os.Getenv("DISBURSE_CALLBACK_SECRET")
 	var mu sync.Mutex
-	seen := map[string]bool{}  // X-Callback-Id: deliveries are retried
+	seen := map[string]bool{}  // callback ids: deliveries are retried
 	newest := map[string]int{} // disbursement id -> highest version
 	http.HandleFunc("/disburse", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -30,22 +30,36 @@ func main() {
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
-		var cb struct {
-			Type string `json:"type"`
-			Data struct {
-				ID      string `json:"id"`
-				Status  string `json:"status"`
-				Version int    `json:"version"`
-			} `json:"data"`
+		// A batched POST (callback_batch_size above 1) carries the usual
+		// bodies in events; a single one is the body itself.
+		var msg struct {
+			Type   string            `json:"type"`
+			Events []json.RawMessage `json:"events"`
 		}
-		if err := json.Unmarshal(body, &cb); err != nil {
+		if err := json.Unmarshal(body, &msg); err != nil {
 			http.Error(w, "bad body", http.StatusBadRequest)
 			return
 		}
+		events := []json.RawMessage{body}
+		if msg.Type == "callbacks.batch" {
+			events = msg.Events
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		if id := r.Header.Get("X-Callback-Id"); !seen[id] {
-			seen[id] = true
+		for _, ev := range events {
+			var cb struct {
+				ID   string `json:"id"` // the callback id: dedup on it
+				Type string `json:"type"`
+				Data struct {
+					ID      string `json:"id"`
+					Status  string `json:"status"`
+					Version int    `json:"version"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(ev, &cb); err != nil || seen[cb.ID] {
+				continue
+			}
+			seen[cb.ID] = true
 			if cb.Data.Version > newest[cb.Data.ID] {
 				newest[cb.Data.ID] = cb.Data.Version
 				log.Printf("%s %s: %s (version %d)", cb.Type, cb.Data.ID, cb.Data.Status, cb.Data.Version)
