@@ -112,6 +112,16 @@ func New(baseURL string, opts ...Option) *Client {
 	return c
 }
 
+// idempotent is a request body that carries its own idempotency key.
+type idempotent interface{ idempotencyKey() string }
+
+// idempotencyKey: the disbursement id is the reference at the bank, and the
+// bank dedups on it. Sent as the Idempotency-Key header, it also lets Go's
+// transport resend the POST when the bank closed a kept-alive connection
+// just as it was reused (the bank never read it); otherwise that is an
+// unknown outcome, resolved by asking the bank and sending again.
+func (b transferBody) idempotencyKey() string { return b.Reference }
+
 type transferBody struct {
 	Reference         string `json:"reference"`
 	AccountNumber     string `json:"account_number"`
@@ -348,6 +358,9 @@ func (c *Client) call(ctx context.Context, op, bank, method, path string, in, ou
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if k, ok := in.(idempotent); ok {
+		req.Header.Set("Idempotency-Key", k.idempotencyKey())
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
