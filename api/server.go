@@ -7,7 +7,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -196,7 +195,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
+		id := requestID(r)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
@@ -210,7 +209,7 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 			}
 			requests.WithLabelValues(api, route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
-		h(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		h(rec, r.WithContext(withRequestID(r.Context(), id)))
 	})
 }
 

@@ -38,15 +38,15 @@ type Timeline struct {
 func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 	t := Timeline{ID: id}
 	var (
-		merchant, env, ref, bank, currency, status, failure string
+		merchant, env, ref, bank, currency, status, failure, rid string
 		batch                                               *string
 		amount, fee                                         int64
 		version                                             int
 		created, updated                                    time.Time
 	)
 	err := db.QueryRow(ctx, `SELECT merchant_id, environment, reference_id, batch_id, bank_code, amount, fee, currency,
-		status, failure_code, version, created_at, updated_at FROM disbursements WHERE id = $1`, id).
-		Scan(&merchant, &env, &ref, &batch, &bank, &amount, &fee, &currency, &status, &failure, &version, &created, &updated)
+		status, failure_code, version, created_at, updated_at, request_id FROM disbursements WHERE id = $1`, id).
+		Scan(&merchant, &env, &ref, &batch, &bank, &amount, &fee, &currency, &status, &failure, &version, &created, &updated, &rid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -56,6 +56,9 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 	t.Summary = fmt.Sprintf("disbursement %s: merchant %s (%s), reference %s, bank %s, %d %s (fee %d), now %s%s (version %d, %s after acceptance)",
 		id, merchant, env, ref, bank, amount, currency, fee, status, suffix(" ", failure), version, updated.Sub(created).Round(time.Millisecond))
 	what := "accepted by the API"
+	if rid != "" {
+		what += ", X-Request-Id " + rid
+	}
 	if batch != nil {
 		what += " in batch " + *batch
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/disburse/disburse/internal/trace"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 )
 
 // TestTrace builds a payout's story: accepted, debited (event and ledger
@@ -19,7 +20,12 @@ func TestTrace(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := fixture.Postgres(t)
 	fixture.Merchant(t, pool, "m1", 1_000_000, merchant.Settings{FeeFlat: 100})
-	id := fixture.Pending(t, pool, "m1", "trace", 1, 10_000)[0]
+	req := payout.Request{ReferenceID: "r1", BankCode: "bca", AccountNumber: "1234567890", Amount: 10_000, Currency: "IDR"}
+	d, _, err := payout.NewStore(pool).Create(payout.WithRequestID(ctx, "rid-trace-1"), "m1", payout.Sandbox, "k1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := d.ID
 	if _, _, err := ledger.NewStore(pool).ApplyDebits(ctx, []string{id}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +55,7 @@ func TestTrace(t *testing.T) {
 	t.Log("\n" + out)
 	want := []string{
 		"disbursement " + id + ": merchant m1 (sandbox)",
-		"request   accepted by the API",
+		"request   accepted by the API, X-Request-Id rid-trace-1",
 		"status PENDING (version 1)",
 		"status PROCESSING (version 2)",
 		"debit entry [available -10100, in_flight 10100]",
