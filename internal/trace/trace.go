@@ -39,10 +39,10 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 	t := Timeline{ID: id}
 	var (
 		merchant, env, ref, bank, currency, status, failure, rid string
-		batch                                               *string
-		amount, fee                                         int64
-		version                                             int
-		created, updated                                    time.Time
+		batch                                                    *string
+		amount, fee                                              int64
+		version                                                  int
+		created, updated                                         time.Time
 	)
 	err := db.QueryRow(ctx, `SELECT merchant_id, environment, reference_id, batch_id, bank_code, amount, fee, currency,
 		status, failure_code, version, created_at, updated_at, request_id FROM disbursements WHERE id = $1`, id).
