@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/disburse/disburse/internal/trace"
 )
@@ -93,6 +96,8 @@ func TestPrometheusScrapesPipeline(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	checkQueriedMetricsExported(t)
+
 	tl, err := trace.Build(context.Background(), p.pool, id)
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +134,74 @@ func promQuery(addr, query string) (float64, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// queriedMetric finds metric names in PromQL (recorded disburse:* names are
+// rules, not metrics).
+var queriedMetric = regexp.MustCompile(`\b(disburse_[a-z0-9_]+|process_[a-z0-9_]+)\b`)
+
+// checkQueriedMetricsExported takes every metric the dashboards and the
+// rules query and checks it against this process after payouts flowed:
+// the core ones must have series in the scrape, every other must at least
+// be registered (a vector whose labels have not occurred yet, such as an
+// open breaker).
+func checkQueriedMetricsExported(t *testing.T) {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := map[string]bool{}
+	for _, f := range families {
+		name := f.GetName()
+		scraped[name] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				scraped[name+suf] = true
+			}
+		}
+	}
+	var sources []string
+	files, _ := filepath.Glob("../../dashboards/*.json")
+	rules, _ := filepath.Glob("../../deploy/prometheus/*.yml")
+	for _, f := range append(files, rules...) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, string(raw))
+	}
+	queried := map[string]bool{}
+	for _, src := range sources {
+		for _, n := range queriedMetric.FindAllString(src, -1) {
+			queried[n] = true
+		}
+	}
+	if len(queried) < 40 {
+		t.Fatalf("only %d metric names found in the dashboards and rules", len(queried))
+	}
+	withSeries := 0
+	for n := range queried {
+		if scraped[n] {
+			withSeries++
+			continue
+		}
+		base := n
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			if b, ok := strings.CutSuffix(n, suf); ok {
+				base = b
+			}
+		}
+		if !registered(prometheus.DefaultRegisterer, base) && !registered(prometheus.DefaultRegisterer, n) {
+			t.Errorf("%s is queried by a dashboard or rule but this binary does not export it", n)
+		}
+	}
+	for _, core := range []string{"disburse_payout_terminal_seconds_bucket", "disburse_stage_records_total", "disburse_http_request_seconds_count",
+		"disburse_dispatch_bank_calls_total", "disburse_ledger_movements_total", "disburse_relay_events_total", "disburse_bank_call_seconds_bucket",
+		"disburse_kafka_produce_records_total", "disburse_kafka_fetch_records_total", "disburse_pg_pool_acquires_total", "disburse_callback_queue_depth"} {
+		if !scraped[core] {
+			t.Errorf("%s has no series after payouts flowed", core)
+		}
+	}
+	t.Logf("%d of %d queried metric names had series after the payouts", withSeries, len(queried))
 }
