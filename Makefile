@@ -1,6 +1,6 @@
 # The documented entry points. Scripts under deploy/ do the real work and can
 # be run alone.
-.PHONY: run test bench build lint fuzz services-up services-down
+.PHONY: run test bench build image lint fuzz services-up services-down
 
 # The whole service in one process on embedded defaults (the demo).
 run:
@@ -19,6 +19,11 @@ bench:
 
 build:
 	go build -o bin/disburse ./cmd/disburse
+
+# The container image (needs Docker; see Dockerfile and docs/operations.md).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$$(git rev-parse HEAD) -t disburse:$(VERSION) .
 
 lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)

@@ -341,6 +341,17 @@ func TestSettingsPatchRejectsBadInputAndChangesNothing(t *testing.T) {
 		{"whitelist as string", `{"ip_whitelist":"10.0.0.0/8"}`, 422, "VALIDATION_ERROR", "ip_whitelist"},
 		{"one bad field spoils the other", `{"callback_url":"https://example.com/cb","ip_whitelist":["x"]}`, 422, "VALIDATION_ERROR", "ip_whitelist[0]"},
 		{"unknown field", `{"callback_url":"https://example.com/cb","rate_limits":{}}`, 422, "VALIDATION_ERROR", "rate_limits"},
+		{"batch size 0", `{"callback_batch_size":0}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"batch size 101", `{"callback_batch_size":101}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"batch size -1", `{"callback_batch_size":-1}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"batch size as string", `{"callback_batch_size":"100"}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"batch size fractional", `{"callback_batch_size":2.5}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"batch size too big for an integer", `{"callback_batch_size":1e30}`, 422, "VALIDATION_ERROR", "callback_batch_size"},
+		{"concurrency 0", `{"callback_concurrency":0}`, 422, "VALIDATION_ERROR", "callback_concurrency"},
+		{"concurrency 65", `{"callback_concurrency":65}`, 422, "VALIDATION_ERROR", "callback_concurrency"},
+		{"concurrency -1", `{"callback_concurrency":-1}`, 422, "VALIDATION_ERROR", "callback_concurrency"},
+		{"concurrency as string", `{"callback_concurrency":"8"}`, 422, "VALIDATION_ERROR", "callback_concurrency"},
+		{"good batch size, bad concurrency", `{"callback_batch_size":50,"callback_concurrency":100}`, 422, "VALIDATION_ERROR", "callback_concurrency"},
 		{"duplicate key", `{"callback_url":"https://a.example.com/","callback_url":"https://b.example.com/"}`, 400, "INVALID_JSON", ""},
 		{"trailing data", `{"callback_url":"https://example.com/cb"} {}`, 400, "INVALID_JSON", ""},
 		{"not UTF-8", "{\"callback_url\":\"https://example.com/\xff\"}", 400, "INVALID_JSON", ""},
@@ -385,6 +396,45 @@ func TestSettingsPatchRejectsBadInputAndChangesNothing(t *testing.T) {
 	}
 }
 
+// TestSettingsCallbackDelivery: callback_batch_size and callback_concurrency
+// start at 1 and 4, change alone or together, show in GET and are audited.
+func TestSettingsCallbackDelivery(t *testing.T) {
+	e := newEnv(t)
+	a := e.call(t, e.key, "GET", "/v1/settings", "")
+	if a.status != 200 || a.body["callback_batch_size"] != float64(1) || a.body["callback_concurrency"] != float64(4) {
+		t.Fatalf("defaults: %d %s", a.status, a.raw)
+	}
+	a = e.call(t, e.key, "PATCH", "/v1/settings", `{"callback_batch_size":100}`)
+	if a.status != 200 || a.body["callback_batch_size"] != float64(100) || a.body["callback_concurrency"] != float64(4) {
+		t.Fatalf("batch size: %d %s", a.status, a.raw)
+	}
+	a = e.call(t, e.key, "PATCH", "/v1/settings", `{"callback_concurrency":64,"callback_batch_size":1}`)
+	if a.status != 200 || a.body["callback_batch_size"] != float64(1) || a.body["callback_concurrency"] != float64(64) {
+		t.Fatalf("both: %d %s", a.status, a.raw)
+	}
+	a = e.call(t, e.key, "GET", "/v1/settings", "")
+	if a.body["callback_batch_size"] != float64(1) || a.body["callback_concurrency"] != float64(64) {
+		t.Fatalf("GET after PATCH: %s", a.raw)
+	}
+	got := map[string]int{}
+	rows, err := e.pool.Query(context.Background(), `SELECT setting, count(*) FROM settings_audit GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[s] = n
+	}
+	if got["callback_batch_size"] != 2 || got["callback_concurrency"] != 1 {
+		t.Fatalf("audit rows %v, want 2 callback_batch_size and 1 callback_concurrency", got)
+	}
+}
+
 // TestInsecureSandboxCallbacks: the switch lets sandbox use http and
 // loopback; production stays strict whatever the switch.
 func TestInsecureSandboxCallbacks(t *testing.T) {
@@ -414,7 +464,11 @@ func activateProduction(t *testing.T, e *env, merchantID string) string {
 	if a.status != 201 || !strings.HasPrefix(key, "sk_live_") {
 		t.Fatalf("activate production: %d %s", a.status, a.raw)
 	}
-	if a := e.operatorCall(t, "POST", "/operator/v1/merchants/"+merchantID+"/topups", `{"environment":"production","amount":500000000}`); a.status != 200 {
+	if a := e.callWith(t, "", "POST", e.op.URL+"/operator/v1/merchants/"+merchantID+"/topups", `{"environment":"production","amount":500000000}`,
+		func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+operatorToken)
+			r.Header.Set("Idempotency-Key", "topup-production-"+merchantID)
+		}); a.status != 200 {
 		t.Fatalf("top up: %d %s", a.status, a.raw)
 	}
 	return key

@@ -186,6 +186,7 @@ func do(t *testing.T, req *http.Request) answer {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAgainstSpec(t, req, resp, raw)
 	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
@@ -331,6 +332,7 @@ func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
 		{"unknown merchant", "POST", "/operator/v1/merchants/nobody/topups", `{"environment":"sandbox","amount":100}`, operatorToken, 404},
 		{"inactive production", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"production","amount":100}`, operatorToken, 404},
 		{"bad environment", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"staging","amount":100}`, operatorToken, 422},
+		{"top-up without Idempotency-Key", "POST", "/operator/v1/merchants/m1/topups", `{"environment":"sandbox","amount":100}`, operatorToken, 400},
 		{"bad merchant id", "POST", "/operator/v1/merchants", `{"id":"../x","name":"x"}`, operatorToken, 422},
 		{"fee over 100%", "PUT", "/operator/v1/merchants/m1/environments/sandbox/settings", `{"fee_bps":20000}`, operatorToken, 422},
 	}
@@ -340,6 +342,9 @@ func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			if c.token != "" {
 				req.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			if !strings.Contains(c.name, "without Idempotency-Key") {
+				req.Header.Set("Idempotency-Key", "bad-"+strings.ReplaceAll(c.name, " ", "-"))
 			}
 			if a := do(t, req); a.status != c.status || a.code() == "" {
 				t.Fatalf("got %d %s, want %d with an error code", a.status, a.raw, c.status)
@@ -354,9 +359,12 @@ func TestOperatorRejectsBadInputAndKeepsLedger(t *testing.T) {
 
 func TestOperatorInvoiceBilling(t *testing.T) {
 	e := newEnv(t)
+	calls := 0
 	op := func(method, path, body string) answer {
 		req, _ := http.NewRequest(method, e.op.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+operatorToken)
+		calls++
+		req.Header.Set("Idempotency-Key", "invoice-test-"+strconv.Itoa(calls))
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}

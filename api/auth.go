@@ -63,7 +63,11 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 		if budget == merchant.BudgetCreate {
 			rate = limits.CreatePerSecond
 		}
-		allowed, wait, err := s.Merchants.Take(r.Context(), p.MerchantID, p.Environment, budget, rate, 2*rate)
+		var limiter RateLimiter = s.Merchants
+		if s.RateLimiter != nil {
+			limiter = s.RateLimiter
+		}
+		allowed, wait, err := limiter.Take(r.Context(), p.MerchantID, p.Environment, budget, rate, 2*rate)
 		if err != nil {
 			s.internalError(w, r, err)
 			return
@@ -73,6 +77,10 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 			writeError(w, newProblem(http.StatusTooManyRequests, CodeRateLimited,
 				"over the "+budget+" rate limit of "+strconv.Itoa(rate)+" calls per second; retry after the Retry-After seconds"))
+			return
+		}
+		if prob := checkRequestText(r); prob != nil {
+			writeError(w, prob)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
@@ -93,6 +101,10 @@ func (s *Server) operator(h http.HandlerFunc) http.HandlerFunc {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.OperatorToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.OperatorToken)) != 1 {
 			writeError(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "send the operator token as Authorization: Bearer <token>"))
+			return
+		}
+		if prob := checkRequestText(r); prob != nil {
+			writeError(w, prob)
 			return
 		}
 		h(w, r)

@@ -37,7 +37,7 @@ type inquiryView struct {
 	Status            string `json:"status"`
 }
 
-func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, _ merchant.Principal) {
+func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
 	var in inquiryRequest
 	if prob := decodeJSON(w, r, maxCreateBody, &in); prob != nil {
 		writeError(w, prob)
@@ -63,7 +63,7 @@ func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, _ mercha
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
 		return
 	}
-	inq, prob := s.inquire(r.Context(), in.BankCode, in.AccountNumber)
+	inq, prob := s.inquire(r.Context(), p.Environment, in.BankCode, in.AccountNumber)
 	if prob != nil {
 		writeError(w, prob)
 		return
@@ -72,16 +72,27 @@ func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, _ mercha
 		AccountHolderName: inq.AccountHolderName, Status: inq.Status})
 }
 
-// inquire asks the bank (through the cache) about an account.
-func (s *Server) inquire(ctx context.Context, bankCode, account string) (connectors.Inquiry, *problem) {
-	if s.Bank == nil {
-		return connectors.Inquiry{}, newProblem(http.StatusServiceUnavailable, CodeBankUnavailable, "account inquiry is not configured on this server")
+// bankFor is the environment's bank gateway: Banks[environment] when
+// Banks is set (sandbox to the sandbox banks, production to the real
+// gateways, each with its own inquiry cache), else Bank.
+func (s *Server) bankFor(environment string) connectors.Connector {
+	if s.Banks != nil {
+		return s.Banks[environment]
+	}
+	return s.Bank
+}
+
+// inquire asks the environment's bank (through its cache) about an account.
+func (s *Server) inquire(ctx context.Context, environment, bankCode, account string) (connectors.Inquiry, *problem) {
+	bank := s.bankFor(environment)
+	if bank == nil {
+		return connectors.Inquiry{}, newProblem(http.StatusServiceUnavailable, CodeBankUnavailable, "account inquiry is not configured for "+environment+" on this server")
 	}
 	ctx, cancel := context.WithTimeout(ctx, inquiryTimeout)
 	defer cancel()
-	inq, err := s.Bank.Inquire(ctx, bankCode, account)
+	inq, err := bank.Inquire(ctx, bankCode, account)
 	if err != nil {
-		s.Log.Warn("account inquiry failed", "bank", bankCode, "err", err)
+		s.Log.Warn("account inquiry failed", "environment", environment, "bank", bankCode, "err", err)
 		p := newProblem(http.StatusServiceUnavailable, CodeBankUnavailable, "the bank could not be asked about this account; try again later")
 		return connectors.Inquiry{}, p
 	}
@@ -90,11 +101,11 @@ func (s *Server) inquire(ctx context.Context, bankCode, account string) (connect
 
 // checkHolder compares a payout's account_holder_name with the bank's name
 // for the account, before anything is stored or published.
-func (s *Server) checkHolder(ctx context.Context, req payout.Request) *problem {
+func (s *Server) checkHolder(ctx context.Context, environment string, req payout.Request) *problem {
 	if req.AccountHolderName == "" {
 		return nil
 	}
-	inq, prob := s.inquire(ctx, req.BankCode, req.AccountNumber)
+	inq, prob := s.inquire(ctx, environment, req.BankCode, req.AccountNumber)
 	if prob != nil {
 		prob.Message = "the account holder name cannot be checked now: " + prob.Message
 		return prob

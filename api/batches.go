@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -164,23 +163,17 @@ func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p mercha
 	switch payout.Status(status) {
 	case "", payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
 	default:
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED",
-			payout.FieldError{Field: "status", Code: "INVALID_VALUE", Message: "unknown status"}))
+		writeError(w, badQuery("status", "INVALID_VALUE", "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED"))
 		return
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "limit must be 1 to 1000",
-				payout.FieldError{Field: "limit", Code: "OUT_OF_RANGE", Message: "limit must be 1 to 1000"}))
-			return
-		}
-		limit = n
+	limit, prob := queryLimit(q, defaultPageSize, maxPageSize)
+	if prob != nil {
+		writeError(w, prob)
+		return
 	}
 	cursor := q.Get("cursor")
 	if len(cursor) > 64 {
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "cursor is the next_cursor of a previous page"))
+		writeError(w, cursorProblem("cursor"))
 		return
 	}
 	items, err := store.Items(r.Context(), id, status, cursor, limit)
@@ -196,4 +189,56 @@ func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p mercha
 		items = []payout.Disbursement{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": items, "next_cursor": next})
+}
+
+// listBatches serves GET /v1/batches: the environment's batches, newest
+// first, with their progress, one cursor page at a time.
+func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
+	q := r.URL.Query()
+	var f batch.ListFilter
+	var prob *problem
+	if f.ReferenceID, prob = queryText(q, "reference_id", 64); prob != nil {
+		writeError(w, prob)
+		return
+	}
+	for _, st := range q["status"] {
+		switch st {
+		case "ACCEPTED", "PROCESSING", "COMPLETED":
+			f.Statuses = append(f.Statuses, st)
+		default:
+			writeError(w, badQuery("status", "INVALID_VALUE", "status must be ACCEPTED, PROCESSING or COMPLETED; repeat the parameter for several"))
+			return
+		}
+	}
+	if f.CreatedFrom, prob = queryTime(q, "created_from"); prob != nil {
+		writeError(w, prob)
+		return
+	}
+	if f.CreatedTo, prob = queryTime(q, "created_to"); prob != nil {
+		writeError(w, prob)
+		return
+	}
+	if !f.CreatedFrom.IsZero() && !f.CreatedTo.IsZero() && !f.CreatedFrom.Before(f.CreatedTo) {
+		writeError(w, badQuery("created_to", "INVALID_RANGE", "created_to must be after created_from"))
+		return
+	}
+	limit, prob := queryLimit(q, defaultSearchLimit, batch.MaxListLimit)
+	if prob != nil {
+		writeError(w, prob)
+		return
+	}
+	list, next, err := batch.NewStore(s.Ledger.DB()).List(r.Context(), p.MerchantID, p.Environment, f, q.Get("cursor"), limit)
+	if errors.Is(err, batch.ErrBadCursor) {
+		writeError(w, cursorProblem("cursor"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	var cursor *string
+	if next != "" {
+		cursor = &next
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": list, "next_cursor": cursor, "has_more": cursor != nil})
 }

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/payout"
@@ -70,17 +73,17 @@ func (s *Server) closeInvoice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	inv, err := s.Ledger.CloseInvoice(r.Context(), id, env, "IDR")
-	if errors.Is(err, ledger.ErrNoOpenInvoice) {
-		writeError(w, newProblem(http.StatusConflict, CodeConflict, "this environment is billed by deposit: there is no invoice period to close"))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	s.audit(r.Context(), "invoice.close", id, map[string]any{"environment": env, "invoice_id": inv.ID, "amount_due": inv.AmountDue})
-	writeJSON(w, http.StatusOK, inv)
+	s.operatorOnce(w, r, map[string]string{"merchant_id": id, "environment": env}, func(ctx context.Context, _ pgx.Tx) (int, any, *problem, error) {
+		inv, err := s.Ledger.CloseInvoice(ctx, id, env, "IDR")
+		if errors.Is(err, ledger.ErrNoOpenInvoice) {
+			return 0, nil, newProblem(http.StatusConflict, CodeConflict, "this environment is billed by deposit: there is no invoice period to close"), nil
+		}
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		s.audit(ctx, "invoice.close", id, map[string]any{"environment": env, "invoice_id": inv.ID, "amount_due": inv.AmountDue})
+		return http.StatusOK, inv, nil, nil
+	})
 }
 
 func (s *Server) payInvoice(w http.ResponseWriter, r *http.Request) {
@@ -97,17 +100,17 @@ func (s *Server) payInvoice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	inv, err := s.Ledger.PayInvoice(r.Context(), id, env, invoiceID)
-	if errors.Is(err, ledger.ErrInvoiceState) {
-		writeError(w, newProblem(http.StatusConflict, CodeConflict, "the invoice does not exist or is not awaiting payment (open, or already paid)"))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	s.audit(r.Context(), "invoice.pay", id, map[string]any{"environment": env, "invoice_id": inv.ID, "amount": inv.AmountDue})
-	writeJSON(w, http.StatusOK, inv)
+	s.operatorOnce(w, r, map[string]any{"merchant_id": id, "environment": env, "invoice": invoiceID}, func(ctx context.Context, _ pgx.Tx) (int, any, *problem, error) {
+		inv, err := s.Ledger.PayInvoice(ctx, id, env, invoiceID)
+		if errors.Is(err, ledger.ErrInvoiceState) {
+			return 0, nil, newProblem(http.StatusConflict, CodeConflict, "the invoice does not exist or is not awaiting payment (open, or already paid)"), nil
+		}
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		s.audit(ctx, "invoice.pay", id, map[string]any{"environment": env, "invoice_id": inv.ID, "amount": inv.AmountDue})
+		return http.StatusOK, inv, nil, nil
+	})
 }
 
 func (s *Server) listInvoices(w http.ResponseWriter, r *http.Request) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/merchant"
@@ -17,23 +16,9 @@ const (
 	maxPageSize     = 1000
 )
 
-// pageLimit reads ?limit=, 1 to maxPageSize.
-func pageLimit(r *http.Request) (int, *problem) {
-	raw := r.URL.Query().Get("limit")
-	if raw == "" {
-		return defaultPageSize, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > maxPageSize {
-		return 0, newProblem(http.StatusUnprocessableEntity, CodeValidation, "limit must be an integer from 1 to 1000",
-			payout.FieldError{Field: "limit", Code: "OUT_OF_RANGE", Message: "limit must be 1 to 1000"})
-	}
-	return n, nil
-}
-
 // listEvents serves GET /v1/events: the environment's payout status changes in a stable order.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
-	limit, prob := pageLimit(r)
+	limit, prob := queryLimit(r.URL.Query(), defaultPageSize, maxPageSize)
 	if prob != nil {
 		writeError(w, prob)
 		return
@@ -41,8 +26,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p merchant.P
 	after := r.URL.Query().Get("after")
 	evs, next, err := s.Payouts.Events(r.Context(), p.MerchantID, p.Environment, after, limit)
 	if errors.Is(err, payout.ErrBadCursor) {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "after must be an event id from this feed",
-			payout.FieldError{Field: "after", Code: "INVALID_CURSOR", Message: "pass the id of the last event you read, or nothing to start at the beginning"}))
+		writeError(w, badQuery("after", "INVALID_CURSOR", "after must be the id of an event of this feed you read, or absent to start at the beginning"))
 		return
 	}
 	if err != nil {
@@ -59,17 +43,19 @@ func (s *Server) listCallbacks(w http.ResponseWriter, r *http.Request, p merchan
 	switch status {
 	case "", callbacks.Pending, callbacks.Delivered, callbacks.Failed:
 	default:
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "status must be pending, delivered or failed",
-			payout.FieldError{Field: "status", Code: "INVALID_VALUE", Message: "one of pending, delivered, failed"}))
+		writeError(w, badQuery("status", "INVALID_VALUE", "status must be pending, delivered or failed"))
 		return
 	}
-	limit, prob := pageLimit(r)
+	limit, prob := queryLimit(q, defaultPageSize, 200)
 	if prob != nil {
 		writeError(w, prob)
 		return
 	}
-	limit = min(limit, 200)
 	cursor := q.Get("cursor")
+	if len(cursor) > 64 {
+		writeError(w, cursorProblem("cursor"))
+		return
+	}
 	if cursor != "" {
 		ok, err := s.Callbacks.ValidCursor(r.Context(), p.MerchantID, p.Environment, cursor)
 		if err != nil {
@@ -77,8 +63,7 @@ func (s *Server) listCallbacks(w http.ResponseWriter, r *http.Request, p merchan
 			return
 		}
 		if !ok {
-			writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "cursor must be a next_cursor this list returned",
-				payout.FieldError{Field: "cursor", Code: "INVALID_CURSOR", Message: "pass next_cursor from the previous page"}))
+			writeError(w, cursorProblem("cursor"))
 			return
 		}
 	}

@@ -133,10 +133,10 @@ func TestEventsFeedNoGapsWhileWriting(t *testing.T) {
 	t.Logf("%d changes of %d payouts in %d pages", total, n, pages)
 
 	// A cursor not from this feed is refused.
-	if a := get(t, e, "/v1/events?after=bogus"); a.status != 422 || !strings.Contains(a.raw, `"field":"after"`) {
+	if a := get(t, e, "/v1/events?after=bogus"); a.status != 400 || !strings.Contains(a.raw, `"field":"after"`) {
 		t.Errorf("bad cursor: %d %s", a.status, a.raw)
 	}
-	if a := get(t, e, "/v1/events?limit=0"); a.status != 422 {
+	if a := get(t, e, "/v1/events?limit=0"); a.status != 400 {
 		t.Errorf("limit=0: %d %s", a.status, a.raw)
 	}
 }
@@ -175,10 +175,10 @@ func TestCallbackLogRedeliverAndRotate(t *testing.T) {
 	if first == second || !strings.Contains("cb_1 cb_3", first) || !strings.Contains("cb_1 cb_3", second) {
 		t.Fatalf("pages gave %s then %s", first, second)
 	}
-	if a := get(t, e, "/v1/callbacks?status=lost"); a.status != 422 {
+	if a := get(t, e, "/v1/callbacks?status=lost"); a.status != 400 {
 		t.Errorf("bad status: %d", a.status)
 	}
-	if a := get(t, e, "/v1/callbacks?cursor=cb_nope"); a.status != 422 {
+	if a := get(t, e, "/v1/callbacks?cursor=cb_nope"); a.status != 400 {
 		t.Errorf("bad cursor: %d", a.status)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -56,6 +57,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *pro
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body must be at most %d bytes", limit))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, newProblem(http.StatusRequestTimeout, CodeTimeout, "the request body did not arrive in time")
 	}
 	if err != nil {
 		return nil, newProblem(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body")

@@ -3,13 +3,10 @@ package api
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
-	"github.com/disburse/disburse/processor"
-	"github.com/disburse/disburse/schemas/events"
 )
 
 // idempotencyKey reads and checks the Idempotency-Key header.
@@ -47,11 +44,12 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	}
 	// The holder name is checked before anything is stored, so a mismatch
 	// debits nothing and leaves no payout behind.
-	if prob := s.checkHolder(r.Context(), req); prob != nil {
+	if prob := s.checkHolder(r.Context(), p.Environment, req); prob != nil {
 		writeError(w, prob)
 		return
 	}
-	d, created, err := s.Payouts.Create(r.Context(), p.MerchantID, p.Environment, key, req)
+	res := s.creates().create(r.Context(), payout.NewPayout{MerchantID: p.MerchantID, Environment: p.Environment, IdempotencyKey: key, Request: req, RequestID: payout.RequestID(r.Context())})
+	d, created, err := res.d, res.created, res.err
 	switch {
 	case errors.Is(err, payout.ErrIdempotencyKeyReused):
 		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different request; use a new key for a new payout"))
@@ -60,24 +58,16 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 		writeError(w, newProblem(http.StatusConflict, CodeDuplicateReference, "this reference_id was used for another payout",
 			payout.FieldError{Field: "reference_id", Code: "DUPLICATE", Message: "reference_id must be unique per merchant and environment"}))
 		return
+	case errors.Is(err, errPublish):
+		// Stored but not acknowledged by Kafka: a 202 would promise a
+		// payout that may never be processed. The retry's replay publishes.
+		s.Log.Error("publish payout request", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the payout could not be queued; retry with the same Idempotency-Key"))
+		return
 	case err != nil:
 		s.internalError(w, r, err)
 		return
-	}
-	// A replay of a payout still PENDING publishes again: the first publish
-	// may have failed after the row was written. The ledger stage dedups.
-	if d.Status == payout.Pending {
-		rec := processor.JSONRecord(s.Topics.Requests, d.MerchantID, events.Request{
-			DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment,
-			ReferenceID: d.ReferenceID, BankCode: d.BankCode, Amount: d.Amount, Currency: d.Currency,
-			AcceptedAt: time.Now().UTC(),
-		})
-		if err := processor.Produce(r.Context(), s.Kafka, rec); err != nil {
-			s.Log.Error("publish payout request", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "err", err)
-			w.Header().Set("Retry-After", "1")
-			writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the payout could not be queued; retry with the same Idempotency-Key"))
-			return
-		}
 	}
 	if created {
 		s.Log.Info("payout accepted", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "environment", d.Environment,

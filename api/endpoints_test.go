@@ -28,6 +28,8 @@ type endpoint struct {
 	// largeBodies: the route takes bodies far over 16 KiB (batches; their
 	// size limits are tested in batch_test.go).
 	largeBodies bool
+	// public: the route needs no key (the OpenAPI document).
+	public bool
 }
 
 type hostile struct {
@@ -49,11 +51,27 @@ func endpoints(id string) map[string]endpoint {
 				{"amount over int64", "", `{"reference_id":"ep-1","bank_code":"bca","account_number":"1234567890","amount":9223372036854775808}`, 422, "VALIDATION_ERROR"},
 			},
 		},
+		"GET /v1/disbursements": {path: "/v1/disbursements?status=PENDING&status=FAILED&bank_code=bca", crossStatus: 200,
+			hostile: []hostile{
+				{"unknown status", "/v1/disbursements?status=PENDING&status=bogus", "", 400, "VALIDATION_ERROR"},
+				{"limit over 200", "/v1/disbursements?limit=201", "", 400, "VALIDATION_ERROR"},
+				{"not a time", "/v1/disbursements?created_from=yesterday", "", 400, "VALIDATION_ERROR"},
+				{"empty range", "/v1/disbursements?created_from=2026-11-02T00:00:00Z&created_to=2026-11-01T00:00:00Z", "", 400, "VALIDATION_ERROR"},
+				{"unknown bank", "/v1/disbursements?bank_code=zz", "", 400, "VALIDATION_ERROR"},
+				{"cursor with NUL and invalid UTF-8", "/v1/disbursements?cursor=%00%ff%fe", "", 400, "VALIDATION_ERROR"},
+				{"control character in reference", "/v1/disbursements?reference_id=a%07", "", 400, "VALIDATION_ERROR"},
+			}},
 		"GET /v1/disbursements/{id}": {path: "/v1/disbursements/" + id, crossStatus: 404,
-			hostile: []hostile{{"overlong id", "/v1/disbursements/" + strings.Repeat("d", 300), "", 404, "NOT_FOUND"}}},
+			hostile: []hostile{{"overlong id", "/v1/disbursements/" + strings.Repeat("d", 300), "", 404, "NOT_FOUND"},
+				{"id with NUL", "/v1/disbursements/dsb_%00%ff", "", 404, "NOT_FOUND"}}},
 		"GET /v1/balance": {path: "/v1/balance", crossStatus: 200,
 			hostile: []hostile{{"unsupported currency", "/v1/balance?currency=USD", "", 400, "VALIDATION_ERROR"}}},
 		"GET /v1/banks": {path: "/v1/banks", crossStatus: 200},
+		"GET /v1/balance/transactions": {path: "/v1/balance/transactions", crossStatus: 200,
+			hostile: []hostile{{"bad cursor", "/v1/balance/transactions?cursor=bt_%ff%00", "", 400, "VALIDATION_ERROR"},
+				{"limit over the page", "/v1/balance/transactions?limit=1001", "", 400, "VALIDATION_ERROR"}}},
+		"GET /v1/balance/transactions.csv": {path: "/v1/balance/transactions.csv", crossStatus: 200,
+			hostile: []hostile{{"not a time", "/v1/balance/transactions.csv?from=monday", "", 400, "VALIDATION_ERROR"}}},
 		"POST /v1/account-inquiry": {path: "/v1/account-inquiry", crossStatus: 200,
 			body:    `{"bank_code":"bca","account_number":"1234567890"}`,
 			hostile: []hostile{{"letters in the account", "", `{"bank_code":"bca","account_number":"12ab"}`, 422, "VALIDATION_ERROR"}}},
@@ -64,9 +82,20 @@ func endpoints(id string) map[string]endpoint {
 				{"amount over int64", "", `{"reference_id":"b-1","items":[{"reference_id":"ep-b1","bank_code":"bca","account_number":"1234567890","amount":9223372036854775808}]}`, 422, "VALIDATION_ERROR"},
 				{"control character", "", `{"reference_id":"b-1","items":[{"reference_id":"ep-b1","bank_code":"bca","account_number":"1234567890","amount":150000,"description":"a\u0007"}]}`, 422, "VALIDATION_ERROR"},
 			}},
-		"GET /v1/batches/{id}":       {path: "/v1/batches/" + id, crossStatus: 404},
-		"GET /v1/batches/{id}/items": {path: "/v1/batches/" + id + "/items", crossStatus: 404},
-		"GET /v1/settings":           {path: "/v1/settings", crossStatus: 200},
+		"GET /v1/batches/{id}": {path: "/v1/batches/" + id, crossStatus: 404},
+		"POST /v1/disbursements/{id}/cancel": {path: "/v1/disbursements/" + id + "/cancel", crossStatus: 404,
+			hostile: []hostile{{"overlong id", "/v1/disbursements/" + strings.Repeat("d", 300) + "/cancel", "", 404, "NOT_FOUND"},
+				{"id with NUL", "/v1/disbursements/dsb_%00%ff/cancel", "", 404, "NOT_FOUND"}}},
+		"POST /v1/batches/{id}/cancel": {path: "/v1/batches/" + id + "/cancel", crossStatus: 404,
+			hostile: []hostile{{"id not UTF-8", "/v1/batches/b%ff/cancel", "", 404, "NOT_FOUND"},
+				{"overlong id", "/v1/batches/" + strings.Repeat("b", 300) + "/cancel", "", 404, "NOT_FOUND"}}},
+		"GET /v1/batches": {path: "/v1/batches?status=ACCEPTED&status=COMPLETED", crossStatus: 200,
+			hostile: []hostile{{"unknown status", "/v1/batches?status=DONE", "", 400, "VALIDATION_ERROR"},
+				{"bad cursor", "/v1/batches?cursor=%00%ff", "", 400, "VALIDATION_ERROR"},
+				{"limit over 200", "/v1/batches?limit=201", "", 400, "VALIDATION_ERROR"}}},
+		"GET /v1/batches/{id}/items": {path: "/v1/batches/" + id + "/items", crossStatus: 404,
+			hostile: []hostile{{"id not UTF-8", "/v1/batches/b%ff/items", "", 404, "NOT_FOUND"}}},
+		"GET /v1/settings": {path: "/v1/settings", crossStatus: 200},
 		"PATCH /v1/settings": {path: "/v1/settings", crossStatus: 200,
 			body: `{"callback_url":"https://cross.example.com/cb"}`,
 			hostile: []hostile{
@@ -76,16 +105,23 @@ func endpoints(id string) map[string]endpoint {
 		"POST /v1/settings/secret-key/rotate":      {path: "/v1/settings/secret-key/rotate", crossStatus: 201},
 		"POST /v1/settings/callback-secret/rotate": {path: "/v1/settings/callback-secret/rotate", crossStatus: 200},
 		"GET /v1/events": {path: "/v1/events", crossStatus: 200,
-			hostile: []hostile{{"limit out of range", "/v1/events?limit=0", "", 422, "VALIDATION_ERROR"},
-				{"bad cursor", "/v1/events?after=%00", "", 422, "VALIDATION_ERROR"}}},
+			hostile: []hostile{{"limit out of range", "/v1/events?limit=0", "", 400, "VALIDATION_ERROR"},
+				{"bad cursor", "/v1/events?after=%00", "", 400, "VALIDATION_ERROR"},
+				{"cursor not UTF-8", "/v1/events?after=evt_%ff", "", 400, "VALIDATION_ERROR"}}},
 		"GET /v1/callbacks": {path: "/v1/callbacks", crossStatus: 200,
-			hostile: []hostile{{"unknown status", "/v1/callbacks?status=bogus", "", 422, "VALIDATION_ERROR"}}},
+			hostile: []hostile{{"unknown status", "/v1/callbacks?status=bogus", "", 400, "VALIDATION_ERROR"},
+				{"cursor with invalid UTF-8 and NUL", "/v1/callbacks?status=pending&cursor=%ff%fe%00", "", 400, "VALIDATION_ERROR"},
+				{"cursor not handed out", "/v1/callbacks?status=pending&cursor=cb_nope", "", 400, "VALIDATION_ERROR"},
+				{"bad percent-encoding", "/v1/callbacks?status=%zz", "", 400, "VALIDATION_ERROR"}}},
 		"GET /v1/reports/summary": {path: "/v1/reports/summary?from=2026-11-01&to=2026-11-30&group_by=bank", crossStatus: 200,
 			hostile: []hostile{{"unknown group_by", "/v1/reports/summary?from=2026-11-01&to=2026-11-30&group_by=hour", "", 400, "VALIDATION_ERROR"},
 				{"from after to", "/v1/reports/summary?from=2026-11-30&to=2026-11-01&group_by=day", "", 400, "VALIDATION_ERROR"}}},
 		"GET /v1/reports/disbursements.csv": {path: "/v1/reports/disbursements.csv?from=2026-11-01&to=2026-11-30", crossStatus: 200,
 			hostile: []hostile{{"range over the maximum", "/v1/reports/disbursements.csv?from=2020-01-01&to=2026-11-30", "", 400, "VALIDATION_ERROR"}}},
-		"GET /v1/callbacks/{id}":            {path: "/v1/callbacks/" + id, crossStatus: 404},
+		"GET /v1/openapi.yaml": {path: "/v1/openapi.yaml", crossStatus: 200, public: true,
+			hostile: []hostile{{"query not UTF-8", "/v1/openapi.yaml?x=%ff", "", 400, "VALIDATION_ERROR"}}},
+		"GET /v1/callbacks/{id}": {path: "/v1/callbacks/" + id, crossStatus: 404,
+			hostile: []hostile{{"id not UTF-8", "/v1/callbacks/cb_%ff%00", "", 404, "NOT_FOUND"}}},
 		"POST /v1/callbacks/{id}/redeliver": {path: "/v1/callbacks/" + id + "/redeliver", crossStatus: 404},
 
 		"POST /operator/v1/merchants": {path: "/operator/v1/merchants", body: `{"id":"m9","name":"Nine"}`,
@@ -93,6 +129,7 @@ func endpoints(id string) map[string]endpoint {
 		"POST /operator/v1/merchants/{id}/sandbox/activate":    {path: "/operator/v1/merchants/m1/sandbox/activate"},
 		"POST /operator/v1/merchants/{id}/production/activate": {path: "/operator/v1/merchants/m1/production/activate"},
 		"POST /operator/v1/merchants/{id}/topups": {path: "/operator/v1/merchants/m1/topups", body: `{"environment":"sandbox","amount":100}`,
+			headers: map[string]string{"Idempotency-Key": "ep-topup"},
 			hostile: []hostile{
 				{"amount over int64", "", `{"environment":"sandbox","amount":92233720368547758070}`, 422, "VALIDATION_ERROR"},
 				{"control character", "", `{"environment":"sandbox","amount":100,"memo":"a\u0085b"}`, 422, "VALIDATION_ERROR"},
@@ -109,9 +146,11 @@ func endpoints(id string) map[string]endpoint {
 		"PUT /operator/v1/merchants/{id}/environments/{env}/billing": {path: "/operator/v1/merchants/m1/environments/sandbox/billing",
 			body:    `{"billing":"invoice","credit_limit":1000000}`,
 			hostile: []hostile{{"credit over int64", "", `{"billing":"invoice","credit_limit":9223372036854775808}`, 422, "VALIDATION_ERROR"}}},
-		"GET /operator/v1/merchants/{id}/environments/{env}/invoices":        {path: "/operator/v1/merchants/m1/environments/sandbox/invoices"},
-		"POST /operator/v1/merchants/{id}/environments/{env}/invoices/close": {path: "/operator/v1/merchants/m1/environments/sandbox/invoices/close"},
+		"GET /operator/v1/merchants/{id}/environments/{env}/invoices": {path: "/operator/v1/merchants/m1/environments/sandbox/invoices"},
+		"POST /operator/v1/merchants/{id}/environments/{env}/invoices/close": {path: "/operator/v1/merchants/m1/environments/sandbox/invoices/close",
+			headers: map[string]string{"Idempotency-Key": "ep-close"}},
 		"POST /operator/v1/merchants/{id}/environments/{env}/invoices/{invoice}/pay": {path: "/operator/v1/merchants/m1/environments/sandbox/invoices/1/pay",
+			headers: map[string]string{"Idempotency-Key": "ep-pay"},
 			hostile: []hostile{{"invoice not a number", "/operator/v1/merchants/m1/environments/sandbox/invoices/x1/pay", "", 404, "NOT_FOUND"}}},
 		"GET /operator/v1/payouts/unresolved": {path: "/operator/v1/payouts/unresolved"},
 		"GET /operator/v1/merchants/{id}/settings-audit": {path: "/operator/v1/merchants/m1/settings-audit",
@@ -127,12 +166,12 @@ func endpoints(id string) map[string]endpoint {
 func dbState(t *testing.T, pool *pgxpool.Pool, environment string) string {
 	t.Helper()
 	tables := []string{"merchants", "merchant_environments", "api_keys", "accounts", "journal_entries", "postings", "disbursements",
-		"settings_audit", "operator_audit", "batches", "invoices", "payout_events", "callbacks", "callback_secrets"}
+		"settings_audit", "operator_audit", "batches", "invoices", "payout_events", "callbacks", "callback_secrets", "operator_requests"}
 	var parts []string
 	for _, table := range tables {
 		where := ""
 		if environment != "" {
-			if table == "merchants" || table == "postings" || table == "operator_audit" {
+			if table == "merchants" || table == "postings" || table == "operator_audit" || table == "operator_requests" {
 				continue
 			}
 			where = " WHERE environment = '" + environment + "'"
@@ -185,7 +224,9 @@ func TestEveryEndpointRejectsHostileRequestsAndChangesNothing(t *testing.T) {
 		}
 		method := strings.SplitN(key, " ", 2)[0]
 		const js = "application/json"
-		add(key+" no auth", method, ep.path, ep.body, js, ep.headers, 401, "UNAUTHORIZED", false)
+		if !ep.public {
+			add(key+" no auth", method, ep.path, ep.body, js, ep.headers, 401, "UNAUTHORIZED", false)
+		}
 		add(key+" wrong method", "DELETE", ep.path, "", "", nil, 405, "METHOD_NOT_ALLOWED", true)
 		switch {
 		case ep.body != "":

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -154,21 +156,27 @@ func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
 		return
 	}
-	if err := s.Ledger.Deposit(r.Context(), id, in.Environment, in.Currency, in.Amount, in.Memo); err != nil {
+	request := struct {
+		MerchantID string `json:"merchant_id"`
+		In         any    `json:"in"`
+	}{id, in}
+	s.operatorOnce(w, r, request, func(ctx context.Context, tx pgx.Tx) (int, any, *problem, error) {
+		err := ledger.Deposit(ctx, tx, id, in.Environment, in.Currency, in.Amount, in.Memo)
 		if errors.Is(err, ledger.ErrNoAccounts) {
-			writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "this merchant's "+in.Environment+" is not active"))
-			return
+			return 0, nil, newProblem(http.StatusNotFound, CodeNotFound, "this merchant's "+in.Environment+" is not active"), nil
 		}
-		s.internalError(w, r, err)
-		return
-	}
-	s.audit(r.Context(), "topup", id, in)
-	b, err := s.Ledger.Balance(r.Context(), id, in.Environment, in.Currency)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		b, err := ledger.ReadBalance(ctx, tx, id, in.Environment, in.Currency)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if err := s.auditTx(ctx, tx, "topup", id, in); err != nil {
+			return 0, nil, nil, err
+		}
+		return http.StatusOK, b, nil, nil
+	})
 }
 
 func (s *Server) setSettings(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/schemas/events"
 )
 
@@ -32,7 +33,7 @@ func TestReports(t *testing.T) {
 	pool, _ := fixture.Postgres(t)
 	st := fixture.Reports(t)
 	ms := merchant.NewStore(pool)
-	s := &api.Server{Merchants: ms, Reports: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &api.Server{Merchants: ms, Payouts: payout.NewStore(pool), Reports: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	ctx := context.Background()
@@ -85,10 +86,23 @@ func TestReports(t *testing.T) {
 		"/v1/reports/summary?from=yesterday&to=2026-03-31",
 		"/v1/reports/disbursements.csv?from=2026-03-31&to=2026-03-01",
 		"/v1/reports/disbursements.csv?from=2024-01-01&to=2025-01-01",
+		"/v1/reports/summary?from=2026-03-01&to=2026-03-31&tz=Mars/Olympus",
+		"/v1/reports/summary?from=2026-03-01&to=2026-03-31&tz=..%2F..%2Fetc%2Fpasswd",
+		"/v1/reports/disbursements.csv?from=2026-03-01&to=2026-03-31&status=DONE",
+		"/v1/reports/disbursements.csv?from=2026-03-01&to=2026-03-31&bank_code=nope",
 	} {
 		if a := getAs(t, srv.URL+q, m1); a.status != 400 || a.code() != api.CodeValidation {
 			t.Errorf("%s: %d %s, want 400 %s", q, a.status, a.raw, api.CodeValidation)
 		}
+	}
+	// RFC 3339 bounds, a time zone, and the list endpoint's filters.
+	a := getAs(t, srv.URL+"/v1/reports/summary?from=2026-03-10T07:59:00Z&to=2026-03-10T08:01:00Z&tz=UTC&group_by=day&status=COMPLETED&bank_code=bni", m1)
+	if data, _ := a.body["data"].([]any); a.status != 200 || len(data) != 1 || a.body["tz"] != "UTC" {
+		t.Fatalf("summary with times and filters: %d %s", a.status, a.raw)
+	}
+	a = getAs(t, srv.URL+"/v1/reports/disbursements.csv?from=2026-03-10&to=2026-03-10&reference_id=r-none", m1)
+	if recs, _ := csv.NewReader(strings.NewReader(a.raw)).ReadAll(); a.status != 200 || len(recs) != 1 {
+		t.Fatalf("export filtered to nothing: %d %s", a.status, a.raw)
 	}
 	if a := getAs(t, srv.URL+"/v1/reports/summary?from=2026-03-01&to=2026-03-31", ""); a.status != 401 {
 		t.Errorf("without a key: %d", a.status)

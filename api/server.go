@@ -7,6 +7,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,11 @@ type Server struct {
 	// Bank answers account inquiries (POST /v1/account-inquiry and the
 	// account_holder_name check of a new payout); nil answers 503.
 	Bank connectors.Connector
+	// Banks, when set, replaces Bank with a gateway per environment
+	// ("sandbox", "production"), each with its own inquiry cache, so
+	// sandbox never reaches a real bank and production never the
+	// simulator; an environment without one answers 503.
+	Banks map[string]connectors.Connector
 	// Profiles are the banks' profiles, for the windows GET /v1/banks
 	// shows (nil: connectors.DefaultProfiles()).
 	Profiles connectors.Profiles
@@ -85,6 +92,24 @@ type Server struct {
 	// Limits are the request rates of environments the operator has not
 	// configured; zero fields take DefaultLimits.
 	Limits merchant.Limits
+	// RateLimiter takes each call's token; nil uses Merchants.Take (one
+	// shared bucket row per merchant in Postgres). cmd/disburse serve uses
+	// a merchant.ShareLimiter: buckets in memory holding this instance's
+	// share of each merchant's rate.
+	RateLimiter RateLimiter
+	// GroupCommit configures how concurrent creates share one transaction
+	// and one produce (zero fields: the defaults).
+	GroupCommit GroupCommit
+
+	committerOnce sync.Once
+	committer     *committer
+}
+
+// RateLimiter takes one call from a merchant environment's budget of rate
+// calls per second (burst at most); when there is none it says how long
+// until there is.
+type RateLimiter interface {
+	Take(ctx context.Context, merchantID, environment, budget string, rate, burst int) (bool, time.Duration, error)
 }
 
 func (s *Server) now() time.Time {
@@ -107,11 +132,17 @@ func (s *Server) MerchantRoutes() []Route {
 	const create, read = merchant.BudgetCreate, merchant.BudgetRead
 	return []Route{
 		{"POST", "/v1/disbursements", s.authed(create, s.createDisbursement)},
+		{"GET", "/v1/disbursements", s.authed(read, s.listDisbursements)},
 		{"GET", "/v1/disbursements/{id}", s.authed(read, s.getDisbursement)},
+		{"POST", "/v1/disbursements/{id}/cancel", s.authed(create, s.cancelDisbursement)},
 		{"POST", "/v1/batches", s.authed(create, s.createBatch)},
+		{"GET", "/v1/batches", s.authed(read, s.listBatches)},
 		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
 		{"GET", "/v1/batches/{id}/items", s.authed(read, s.listBatchItems)},
+		{"POST", "/v1/batches/{id}/cancel", s.authed(create, s.cancelBatch)},
 		{"GET", "/v1/balance", s.authed(read, s.getBalance)},
+		{"GET", "/v1/balance/transactions", s.authed(read, s.getBalanceTransactions)},
+		{"GET", "/v1/balance/transactions.csv", s.authed(read, s.getBalanceTransactionsCSV)},
 		{"GET", "/v1/banks", s.authed(read, s.listBanks)},
 		{"POST", "/v1/account-inquiry", s.authed(read, s.accountInquiry)},
 		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
@@ -124,6 +155,7 @@ func (s *Server) MerchantRoutes() []Route {
 		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
 		{"GET", "/v1/reports/summary", s.authed(read, s.getReportSummary)},
 		{"GET", "/v1/reports/disbursements.csv", s.authed(read, s.getReportCSV)},
+		{"GET", "/v1/openapi.yaml", s.getOpenAPI}, // public: the contract is no secret
 	}
 }
 
@@ -194,6 +226,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 // measures the request.
 func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(*errorConn); ok {
+			c.handlerStarted()
+			defer c.handlerDone()
+		}
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set("X-Request-Id", id)

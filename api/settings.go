@@ -25,7 +25,12 @@ type settingsView struct {
 	CallbackSecret string          `json:"callback_secret"`
 	IPWhitelist    []string        `json:"ip_whitelist"`
 	RateLimits     merchant.Limits `json:"rate_limits"`
-	Warnings       []string        `json:"warnings,omitempty"`
+	// CallbackBatchSize: 1 sends one POST per callback; 2..100 sends up to
+	// that many in one signed "callbacks.batch" POST (docs/callbacks.md).
+	CallbackBatchSize int `json:"callback_batch_size"`
+	// CallbackConcurrency: POSTs in flight to callback_url at once.
+	CallbackConcurrency int      `json:"callback_concurrency"`
+	Warnings            []string `json:"warnings,omitempty"`
 }
 
 // callbackSecret is the secret callbacks are signed with now: the callback
@@ -46,6 +51,7 @@ func (s *Server) view(a merchant.Access) settingsView {
 	v := settingsView{
 		Environment: a.Environment, CallbackURL: a.CallbackURL, CallbackSecret: a.CallbackSecret,
 		IPWhitelist: make([]string, len(a.IPWhitelist)), RateLimits: a.Limits.Or(s.defaultLimits()),
+		CallbackBatchSize: a.CallbackBatchSize, CallbackConcurrency: a.CallbackConcurrency,
 	}
 	for i, p := range a.IPWhitelist {
 		v.IPWhitelist[i] = p.String()
@@ -70,17 +76,32 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request, p merchant.
 
 // settingsPatch is PATCH /v1/settings: a field left out, or null, stays as it is.
 type settingsPatch struct {
-	CallbackURL *string   `json:"callback_url"`
-	IPWhitelist *[]string `json:"ip_whitelist"`
+	CallbackURL         *string   `json:"callback_url"`
+	IPWhitelist         *[]string `json:"ip_whitelist"`
+	CallbackBatchSize   *int      `json:"callback_batch_size"`
+	CallbackConcurrency *int      `json:"callback_concurrency"`
 }
 
 // validate checks the patch and returns the change it asks for.
 func (sp settingsPatch) validate(environment string, insecureSandbox bool) (merchant.AccessChange, []payout.FieldError) {
 	var ch merchant.AccessChange
 	var errs []payout.FieldError
-	if sp.CallbackURL == nil && sp.IPWhitelist == nil {
-		return ch, []payout.FieldError{{Field: "callback_url", Code: "REQUIRED", Message: "send callback_url, ip_whitelist or both"}}
+	if sp.CallbackURL == nil && sp.IPWhitelist == nil && sp.CallbackBatchSize == nil && sp.CallbackConcurrency == nil {
+		return ch, []payout.FieldError{{Field: "callback_url", Code: "REQUIRED",
+			Message: "send at least one of callback_url, ip_whitelist, callback_batch_size, callback_concurrency"}}
 	}
+	between := func(field string, v *int, lo, hi int) {
+		if v == nil {
+			return
+		}
+		if *v < lo || *v > hi {
+			errs = append(errs, payout.FieldError{Field: field, Code: "OUT_OF_RANGE",
+				Message: fmt.Sprintf("%s must be an integer from %d to %d", field, lo, hi)})
+		}
+	}
+	between("callback_batch_size", sp.CallbackBatchSize, 1, merchant.MaxCallbackBatchSize)
+	between("callback_concurrency", sp.CallbackConcurrency, 1, merchant.MaxCallbackConcurrency)
+	ch.CallbackBatchSize, ch.CallbackConcurrency = sp.CallbackBatchSize, sp.CallbackConcurrency
 	if sp.CallbackURL != nil {
 		if fe := checkCallbackURL(*sp.CallbackURL, environment == payout.Sandbox && insecureSandbox); fe != nil {
 			errs = append(errs, *fe)
@@ -256,7 +277,8 @@ func (s *Server) patchSettings(w http.ResponseWriter, r *http.Request, p merchan
 		}
 	}
 	s.Log.Info("settings changed", "merchant_id", p.MerchantID, "environment", p.Environment, "key_id", p.KeyID,
-		"callback_url_changed", ch.CallbackURL != nil, "ip_whitelist_changed", ch.IPWhitelist != nil)
+		"callback_url_changed", ch.CallbackURL != nil, "ip_whitelist_changed", ch.IPWhitelist != nil,
+		"callback_batch_size", a.CallbackBatchSize, "callback_concurrency", a.CallbackConcurrency)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, v)
 }

@@ -91,7 +91,12 @@ func validReference(s string) bool {
 }
 
 // Columns are the CSV columns a batch may have: the item's JSON field names.
+// Besides them, a column metadata.<key> fills the item's metadata[key]
+// (an empty cell sets nothing).
 var Columns = []string{"reference_id", "bank_code", "account_number", "amount", "currency", "description", "account_holder_name"}
+
+// MetadataPrefix starts the name of a CSV column that fills metadata.
+const MetadataPrefix = "metadata."
 
 var requiredColumns = []string{"reference_id", "bank_code", "account_number", "amount"}
 
@@ -116,10 +121,23 @@ func ParseCSV(r io.Reader, emit func(Item) error, rowErr func(RowError)) error {
 		return csvError(err)
 	}
 	index := map[string]int{}
-	for i, name := range header {
-		name = strings.TrimSpace(strings.ToLower(name))
+	metaCols := map[string]int{} // metadata key -> column
+	for i, raw := range header {
+		name := strings.TrimSpace(strings.ToLower(raw))
+		if strings.HasPrefix(name, MetadataPrefix) && utf8.ValidString(raw) {
+			// The key keeps its case: metadata keys are the merchant's.
+			key := strings.TrimSpace(raw)[len(MetadataPrefix):]
+			if key == "" {
+				return &FormatError{Message: "a metadata column names its key: metadata.<key>"}
+			}
+			if _, dup := metaCols[key]; dup {
+				return &FormatError{Message: fmt.Sprintf("column %q appears twice in the header", truncate(MetadataPrefix+key, 60))}
+			}
+			metaCols[key] = i
+			continue
+		}
 		if !utf8.ValidString(name) || !known(name) {
-			return &FormatError{Message: fmt.Sprintf("unknown column %q in the header; the columns are %s", truncate(name, 40), strings.Join(Columns, ", "))}
+			return &FormatError{Message: fmt.Sprintf("unknown column %q in the header; the columns are %s and metadata.<key>", truncate(name, 40), strings.Join(Columns, ", "))}
 		}
 		if _, dup := index[name]; dup {
 			return &FormatError{Message: fmt.Sprintf("column %q appears twice in the header", name)}
@@ -160,6 +178,14 @@ func ParseCSV(r io.Reader, emit func(Item) error, rowErr func(RowError)) error {
 		it.Currency = strings.TrimSpace(field("currency"))
 		it.Description = field("description")
 		it.AccountHolderName = field("account_holder_name")
+		for key, i := range metaCols {
+			if rec[i] != "" {
+				if it.Metadata == nil {
+					it.Metadata = map[string]string{}
+				}
+				it.Metadata[key] = rec[i]
+			}
+		}
 		if a := strings.TrimSpace(field("amount")); a != "" {
 			n, err := strconv.ParseInt(a, 10, 64)
 			if err != nil {

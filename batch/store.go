@@ -94,6 +94,13 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 			return err
 		}
 		staged, err := payout.InsertStaged(ctx, tx, merchantID, environment, id)
+		if err == nil {
+			// payout.InsertStaged does not copy metadata yet: set it on the
+			// items that have some, in the same transaction (no trigger
+			// watches metadata). Fold into InsertStaged when payout/ is free.
+			_, err = tx.Exec(ctx, `UPDATE disbursements d SET metadata = t.metadata FROM batch_items t
+				WHERE d.id = t.id AND d.batch_id = $1 AND t.metadata <> '{}'::jsonb`, id)
+		}
 		if err != nil {
 			return err
 		}
@@ -172,11 +179,11 @@ func (s *Store) replay(ctx context.Context, tx pgx.Tx, id string, hash []byte, a
 func copyItems(ctx context.Context, tx pgx.Tx, merchantID, environment string, items []Item) error {
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE batch_items (
 			row integer, id text, idempotency_key text, reference_id text, bank_code text, account_number text,
-			account_holder_name text, amount bigint, currency text, description text) ON COMMIT DROP`); err != nil {
+			account_holder_name text, amount bigint, currency text, description text, metadata jsonb) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("temp table: %w", err)
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"batch_items"},
-		[]string{"row", "id", "idempotency_key", "reference_id", "bank_code", "account_number", "account_holder_name", "amount", "currency", "description"},
+		[]string{"row", "id", "idempotency_key", "reference_id", "bank_code", "account_number", "account_holder_name", "amount", "currency", "description", "metadata"},
 		pgx.CopyFromFunc(func() func() ([]any, error) {
 			i := 0
 			return func() ([]any, error) {
@@ -186,8 +193,12 @@ func copyItems(ctx context.Context, tx pgx.Tx, merchantID, environment string, i
 				it := items[i]
 				i++
 				key := ItemKey(it.ReferenceID)
+				meta := it.Metadata
+				if meta == nil {
+					meta = map[string]string{}
+				}
 				return []any{it.Row, payout.ID(merchantID, environment, key), key, it.ReferenceID, it.BankCode, it.AccountNumber,
-					it.AccountHolderName, it.Amount, it.Currency, it.Description}, nil
+					it.AccountHolderName, it.Amount, it.Currency, it.Description, meta}, nil
 			}
 		}()))
 	if err != nil {

@@ -17,12 +17,13 @@ const (
 	TypeCompleted      = "disbursement.completed"
 	TypeFailed         = "disbursement.failed"
 	TypeReversed       = "disbursement.reversed"
+	TypeCancelled      = "disbursement.cancelled"
 	TypeBatchCompleted = "batch.completed"
 )
 
 // typeOf maps a payout status to its callback type; "" for statuses that
-// are not announced (PENDING, PROCESSING, CANCELLED: the merchant cancelled
-// it in a synchronous call).
+// are not announced (PENDING, PROCESSING). CANCELLED is announced: a batch
+// cancel ends many payouts the merchant's systems must hear about.
 func typeOf(status string) string {
 	switch payout.Status(status) {
 	case payout.Completed:
@@ -31,6 +32,8 @@ func typeOf(status string) string {
 		return TypeFailed
 	case payout.Reversed:
 		return TypeReversed
+	case payout.Cancelled:
+		return TypeCancelled
 	}
 	return ""
 }
@@ -123,4 +126,31 @@ func encode(v any) []byte {
 		panic("callbacks: encode body: " + err.Error()) // the types above always encode
 	}
 	return b
+}
+
+// BatchType is the type of a POST that carries several callbacks.
+const BatchType = "callbacks.batch"
+
+// batchEnvelope is the body of a batched POST: each event is a callback's
+// usual body, byte for byte.
+type batchEnvelope struct {
+	ID     string            `json:"id"`
+	Type   string            `json:"type"`
+	Events []json.RawMessage `json:"events"`
+}
+
+// BatchBody builds the POST that carries group, and its delivery id. The
+// id is derived from the callback ids in it, so a retry of the same group
+// has the same id; a merchant still dedups on each event's own id, since a
+// callback retried in another group arrives under another delivery id.
+func BatchBody(group []Claimed) (string, []byte) {
+	h := sha256.New()
+	events := make([]json.RawMessage, len(group))
+	for i, c := range group {
+		h.Write([]byte(c.ID))
+		h.Write([]byte{0})
+		events[i] = json.RawMessage(c.Body)
+	}
+	id := "cbb_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)[:20]))
+	return id, encode(batchEnvelope{ID: id, Type: BatchType, Events: events})
 }

@@ -47,19 +47,23 @@ var (
 )
 
 // Worker delivers recorded callbacks. It claims due callbacks from Postgres
-// (at most PerEndpoint per merchant environment at a time, so one slow or
-// failing endpoint cannot take every slot), POSTs each with its signature,
-// and records the outcome. Nothing is held only in memory: a callback
-// claimed by a worker that dies is due again when its lease expires.
+// (at most the endpoint's callback_concurrency POSTs per merchant
+// environment at a time, so one slow or failing endpoint cannot take every
+// slot), POSTs each with its signature, and records the outcome. An
+// endpoint whose callback_batch_size is above 1 gets up to that many
+// callbacks in one signed POST (BatchType); every callback in it records
+// the attempt. Nothing is held only in memory: a callback claimed by a
+// worker that dies is due again when its lease expires.
 type Worker struct {
 	Store  *Store
 	Policy Policy
 	Log    *slog.Logger
 
-	// MaxConcurrent bounds this process's attempts in flight (default 64).
+	// MaxConcurrent bounds this process's POSTs in flight (default 64).
 	MaxConcurrent int
-	// PerEndpoint bounds one merchant environment's attempts in flight,
-	// across workers (default 4).
+	// PerEndpoint caps every merchant environment's callback_concurrency
+	// (its POSTs in flight across workers, 1 to 64, default 4): the
+	// operator's ceiling (default 64, no ceiling below the settings range).
 	PerEndpoint int
 	// AttemptTimeout bounds one attempt, connection to last byte (default
 	// 10s: API.md's "a 2xx within 10 s").
@@ -90,7 +94,7 @@ func (w *Worker) init() {
 			w.MaxConcurrent = 64
 		}
 		if w.PerEndpoint <= 0 {
-			w.PerEndpoint = 4
+			w.PerEndpoint = 64
 		}
 		if w.AttemptTimeout <= 0 {
 			w.AttemptTimeout = 10 * time.Second
@@ -163,13 +167,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	for {
 		free := w.MaxConcurrent - len(slots)
 		if free > 0 && ctx.Err() == nil {
-			claimed, err := w.Store.Claim(ctx, free, w.PerEndpoint, w.AttemptTimeout+w.LeaseMargin)
+			// Batched endpoints first: one slot per POST of up to 100.
+			groups, err := w.Store.ClaimBatches(ctx, free, w.PerEndpoint, w.AttemptTimeout+w.LeaseMargin)
+			var claimed []Claimed
+			if err == nil && free-len(groups) > 0 {
+				claimed, err = w.Store.Claim(ctx, free-len(groups), w.PerEndpoint, w.AttemptTimeout+w.LeaseMargin)
+			}
 			if err != nil && ctx.Err() == nil {
 				w.Log.Error("claim callbacks", "err", err)
 				_ = w.Backoff.Sleep(ctx, min(claimBackoff, 3))
 				claimBackoff++
 			} else {
 				claimBackoff = 0
+			}
+			for _, g := range groups {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w.attemptBatch(work, g)
+					<-slots
+					w.Wake()
+				}()
 			}
 			for _, c := range claimed {
 				slots <- struct{}{}
@@ -181,7 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.Wake()
 				}()
 			}
-			if len(claimed) == free {
+			if len(groups)+len(claimed) == free {
 				continue // there may be more due right now
 			}
 		}
@@ -240,6 +259,11 @@ func (w *Worker) attempt(ctx context.Context, c Claimed) {
 
 // send POSTs the callback once.
 func (w *Worker) send(ctx context.Context, c Claimed) Result {
+	return w.post(ctx, c, c.ID, c.Body)
+}
+
+// post sends body, signed, to c's endpoint once, with X-Callback-Id id.
+func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Result {
 	r := Result{URL: c.URL, StartedAt: time.Now()}
 	fail := func(format string, args ...any) Result {
 		r.Err = fmt.Sprintf(format, args...)
@@ -258,14 +282,14 @@ func (w *Worker) send(ctx context.Context, c Claimed) Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.AttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
 		return fail("build request: %v", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "disburse-callbacks/1")
-	req.Header.Set("X-Callback-Id", c.ID)
-	req.Header.Set(signature.HeaderName, signature.Sign(time.Now(), c.Body, secrets...))
+	req.Header.Set("X-Callback-Id", id)
+	req.Header.Set(signature.HeaderName, signature.Sign(time.Now(), body, secrets...))
 	client := w.strict
 	if w.Policy.Relaxed(c.Environment) {
 		client = w.relaxed
@@ -278,13 +302,65 @@ func (w *Worker) send(ctx context.Context, c Claimed) Result {
 		return fail("%v", err) // errForbiddenDial among others
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, w.MaxResponseBody))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, w.MaxResponseBody))
 	r.StatusCode = resp.StatusCode
 	// Stored as text: valid UTF-8 without NUL bytes.
-	r.ResponseBody = strings.ReplaceAll(strings.ToValidUTF8(string(body), string(utf8.RuneError)), "\x00", "")
+	r.ResponseBody = strings.ReplaceAll(strings.ToValidUTF8(string(answer), string(utf8.RuneError)), "\x00", "")
 	if !r.OK() {
 		r.Err = fmt.Sprintf("HTTP %d (only a 2xx counts as delivered; redirects are not followed)", resp.StatusCode)
 	}
 	r.Duration = time.Since(r.StartedAt)
 	return r
+}
+
+// attemptBatch makes one POST carrying every callback of group (one lease)
+// and records the attempt on each: all delivered on a 2xx, all retried
+// otherwise, after one backoff (that of the most tried callback in it) so
+// they stay together.
+func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
+	id, body := BatchBody(group)
+	inFlight.Inc()
+	r := w.post(ctx, group[0], id, body)
+	inFlight.Dec()
+	attemptSeconds.Observe(r.Duration.Seconds())
+	attempts := 0
+	for _, c := range group {
+		attempts = max(attempts, c.Attempts+1)
+	}
+	log := w.Log.With("delivery_id", id, "merchant_id", group[0].MerchantID, "environment", group[0].Environment,
+		"callbacks", len(group))
+	statuses, err := w.Store.FinishBatch(ctx, group, r, w.retryIn(attempts))
+	if err != nil {
+		// The leases expire and the callbacks are tried again.
+		log.Error("record callback batch attempt", "err", err)
+		return
+	}
+	counts := map[string]int{}
+	for _, c := range group {
+		status, ok := statuses[c.ID]
+		if !ok {
+			status = "lease_lost"
+		}
+		counts[status]++
+		switch status {
+		case Delivered:
+			deliveries.WithLabelValues("delivered").Inc()
+			deliveryLatency.Observe(time.Since(c.EventAt).Seconds())
+		case Pending:
+			deliveries.WithLabelValues("retry").Inc()
+		case Failed:
+			deliveries.WithLabelValues("failed").Inc()
+		}
+	}
+	switch {
+	case r.OK():
+		log.Info("callback batch delivered", "status_code", r.StatusCode, "ms", r.Duration.Milliseconds(),
+			"delivered", counts[Delivered], "lease_lost", counts["lease_lost"])
+	case counts[Failed] > 0:
+		log.Error("callback batch attempt failed; some callbacks used up their retries", "status_code", r.StatusCode,
+			"err", r.Err, "failed", counts[Failed], "retry", counts[Pending])
+	default:
+		log.Warn("callback batch attempt failed; will retry", "status_code", r.StatusCode, "err", r.Err,
+			"retry", counts[Pending], "lease_lost", counts["lease_lost"])
+	}
 }

@@ -6,9 +6,11 @@
 // Data flow:
 //
 //	status / batches topics -> processor/callbackstage -> Store.Enqueue (one row per callback id,
-//	    idempotent) -> offsets committed -> Worker: Store.Claim (leases due rows, at most
-//	    PerEndpoint per merchant environment) -> signed POST -> Store.Finish (attempt logged;
-//	    delivered, retried after backoff, or failed after RetryFor)
+//	    idempotent) -> offsets committed -> Worker: Store.Claim (leases due rows, at most the
+//	    environment's callback_concurrency) -> signed POST -> Store.Finish (attempt logged;
+//	    delivered, retried after backoff, or failed after RetryFor). An environment with
+//	    callback_batch_size > 1: Store.ClaimBatches (one lease per group of up to that many)
+//	    -> one signed "callbacks.batch" POST -> Store.FinishBatch (an attempt on each)
 //
 // Policy holds the URL safety rules, checked when a URL is set (CheckURL)
 // and at every connection (a dialer Control function, against DNS

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,11 +105,12 @@ type Claimed struct {
 	lease                             int64
 }
 
-// Claim leases up to limit due callbacks for leaseFor, taking at most
-// perEndpoint callbacks of one merchant environment at a time, counting
-// those other workers hold. Leases (not row locks held across the HTTP call)
-// keep transactions short; an expired lease (a crashed worker) makes the
-// callback due again.
+// Claim leases up to limit due callbacks of endpoints that take one
+// callback per POST (callback_batch_size 1) for leaseFor, taking at most
+// the endpoint's callback_concurrency (capped by perEndpoint) callbacks of
+// one merchant environment at a time, counting those other workers hold.
+// Leases (not row locks held across the HTTP call) keep transactions short;
+// an expired lease (a crashed worker) makes the callback due again.
 func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, leaseFor time.Duration) ([]Claimed, error) {
 	lease := randomLease()
 	rows, err := s.db.Query(ctx, `
@@ -120,29 +123,103 @@ func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, leaseFor time
 			FROM callbacks
 			WHERE status = 'pending' AND next_attempt_at <= now() AND leased_until <= now()
 		), picked AS (
-			SELECT r.id FROM ranked r LEFT JOIN busy b USING (merchant_id, environment)
-			WHERE r.rn + coalesce(b.n, 0) <= $1
+			SELECT r.id FROM ranked r
+			JOIN merchant_environments me USING (merchant_id, environment)
+			LEFT JOIN busy b USING (merchant_id, environment)
+			WHERE me.callback_batch_size = 1 AND r.rn + coalesce(b.n, 0) <= least(me.callback_concurrency, $1)
 			ORDER BY r.next_attempt_at, r.id LIMIT $2
 		)
 		UPDATE callbacks c SET lease = $3, leased_until = now() + make_interval(secs => $4)
 		FROM picked, merchant_environments me
 		WHERE c.id = picked.id AND c.status = 'pending' AND c.leased_until <= now()
 			AND me.merchant_id = c.merchant_id AND me.environment = c.environment
-		RETURNING c.id, c.merchant_id, c.environment, c.type, c.body, c.attempts, c.event_at, me.callback_url`,
+		RETURNING c.id, c.merchant_id, c.environment, c.type, c.body, c.attempts, c.event_at, me.callback_url, c.lease`,
 		perEndpoint, limit, lease, leaseFor.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim callbacks: %w", err)
 	}
+	return scanClaimed(rows, lease)
+}
+
+func scanClaimed(rows pgx.Rows, lease int64) ([]Claimed, error) {
 	defer rows.Close()
 	var out []Claimed
 	for rows.Next() {
 		c := Claimed{lease: lease}
-		if err := rows.Scan(&c.ID, &c.MerchantID, &c.Environment, &c.Type, &c.Body, &c.Attempts, &c.EventAt, &c.URL); err != nil {
+		if err := rows.Scan(&c.ID, &c.MerchantID, &c.Environment, &c.Type, &c.Body, &c.Attempts, &c.EventAt, &c.URL, &c.lease); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ClaimBatches leases, for endpoints that take batched callbacks
+// (callback_batch_size > 1), up to maxPosts groups of due callbacks, each
+// group at most the endpoint's batch size and under a lease of its own
+// (one lease is one POST). An endpoint gets at most its
+// callback_concurrency (capped by perEndpoint) groups leased at a time,
+// counting those other workers hold. Groups are handed out round-robin:
+// every endpoint's first group before any endpoint's second. The callbacks
+// of one group come back together, oldest first.
+func (s *Store) ClaimBatches(ctx context.Context, maxPosts, perEndpoint int, leaseFor time.Duration) ([][]Claimed, error) {
+	if maxPosts <= 0 {
+		return nil, nil
+	}
+	// Each group's lease is base + its rank: base is random with room below
+	// the bigint limit, so leases of different claims do not meet.
+	base := randomLease() >> 8
+	rows, err := s.db.Query(ctx, `
+		WITH busy AS (
+			SELECT merchant_id, environment, count(DISTINCT lease) AS n FROM callbacks
+			WHERE status = 'pending' AND leased_until > now() GROUP BY 1, 2
+		), ranked AS (
+			SELECT c.id, c.merchant_id, c.environment,
+				(row_number() OVER (PARTITION BY c.merchant_id, c.environment ORDER BY c.next_attempt_at, c.id) - 1)
+					/ me.callback_batch_size AS g,
+				least(me.callback_concurrency, $1) - coalesce(b.n, 0) AS free
+			FROM callbacks c
+			JOIN merchant_environments me USING (merchant_id, environment)
+			LEFT JOIN busy b USING (merchant_id, environment)
+			WHERE c.status = 'pending' AND c.next_attempt_at <= now() AND c.leased_until <= now()
+				AND me.callback_batch_size > 1
+		), grouped AS (
+			SELECT id, dense_rank() OVER (ORDER BY g, merchant_id, environment) AS k
+			FROM ranked WHERE g < free
+		)
+		UPDATE callbacks c SET lease = $3 + grouped.k, leased_until = now() + make_interval(secs => $4)
+		FROM grouped, merchant_environments me
+		WHERE c.id = grouped.id AND grouped.k <= $2 AND c.status = 'pending' AND c.leased_until <= now()
+			AND me.merchant_id = c.merchant_id AND me.environment = c.environment
+		RETURNING c.id, c.merchant_id, c.environment, c.type, c.body, c.attempts, c.event_at, me.callback_url, c.lease`,
+		perEndpoint, maxPosts, base, leaseFor.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim callback batches: %w", err)
+	}
+	claimed, err := scanClaimed(rows, 0)
+	if err != nil {
+		return nil, fmt.Errorf("claim callback batches: %w", err)
+	}
+	byLease := map[int64]int{}
+	var out [][]Claimed
+	for _, c := range claimed {
+		i, ok := byLease[c.lease]
+		if !ok {
+			i = len(out)
+			byLease[c.lease] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], c)
+	}
+	for _, g := range out {
+		slices.SortFunc(g, func(a, b Claimed) int {
+			if c := a.EventAt.Compare(b.EventAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+	}
+	return out, nil
 }
 
 func randomLease() int64 {
@@ -195,6 +272,59 @@ func (s *Store) Finish(ctx context.Context, c Claimed, r Result, retryIn time.Du
 		return "", fmt.Errorf("finish callback %s: %w", c.ID, err)
 	}
 	return status, nil
+}
+
+// FinishBatch logs one attempt that carried every callback of group (one
+// lease, one POST) and moves each on as Finish does. Should r not be a 2xx,
+// every callback waits the same retryIn, so the group stays due together
+// and is retried in one POST again. It returns each callback's new status
+// by id (absent when its lease was lost to another worker). One statement,
+// so a group is recorded whole or not at all.
+func (s *Store) FinishBatch(ctx context.Context, group []Claimed, r Result, retryIn time.Duration) (map[string]string, error) {
+	if len(group) == 0 {
+		return nil, nil
+	}
+	var code *int
+	if r.StatusCode != 0 {
+		code = &r.StatusCode
+	}
+	ids, leases := make([]string, len(group)), make([]int64, len(group))
+	for i, c := range group {
+		ids[i], leases[i] = c.ID, c.lease
+	}
+	rows, err := s.db.Query(ctx, `
+		WITH g AS (
+			SELECT * FROM unnest($1::text[], $2::bigint[]) AS g (id, lease)
+		), a AS (
+			INSERT INTO callback_attempts (callback_id, url, started_at, duration_ms, status_code, error, response_body)
+			SELECT g.id, $4, $5, $6, $7, $8, $9 FROM g
+		)
+		UPDATE callbacks c SET
+			attempts = attempts + 1,
+			status = CASE WHEN $10 THEN 'delivered' WHEN now() >= retry_until THEN 'failed' ELSE 'pending' END,
+			next_attempt_at = CASE WHEN $10 THEN next_attempt_at ELSE now() + make_interval(secs => $3) END,
+			delivered_at = CASE WHEN $10 THEN now() ELSE delivered_at END,
+			last_status_code = $7, last_error = $8, lease = NULL, leased_until = '-infinity'
+		FROM g
+		WHERE c.id = g.id AND c.lease = g.lease
+		RETURNING c.id, c.status`,
+		ids, leases, retryIn.Seconds(), r.URL, r.StartedAt, r.Duration.Milliseconds(), code, r.Err, r.ResponseBody, r.OK())
+	if err != nil {
+		return nil, fmt.Errorf("finish callback batch: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(group))
+	for rows.Next() {
+		var id, status string
+		if err := rows.Scan(&id, &status); err != nil {
+			return nil, fmt.Errorf("finish callback batch: %w", err)
+		}
+		out[id] = status
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finish callback batch: %w", err)
+	}
+	return out, nil
 }
 
 // PendingCount is the number of callbacks not yet delivered or failed.

@@ -9,23 +9,30 @@
 #   deploy/kafka-cluster.sh kill N    SIGKILL node N (1-3): a crash, no clean shutdown
 #   deploy/kafka-cluster.sh start N   start node N again on its data, wait until the cluster lists 3 brokers
 #   deploy/kafka-cluster.sh env       print the export line the tests read
+#   deploy/kafka-cluster.sh logs      print each node's last warnings and errors (before 'down' removes them)
 #
 # It uses the jars deploy/kafka.sh caches and never its single broker's
 # ports (59092/59093) or data: nodes live in $DISBURSE_STATE_DIR/kafka-cluster/nodeN
 # (default <repo>/.state/kafka-cluster).
 #
 # Settings (environment):
-#   DISBURSE_KAFKA_CLUSTER_PORT             first client port (default 59191; nodes use it, +1, +2)
-#   DISBURSE_KAFKA_CLUSTER_CONTROLLER_PORT  first controller port (default 59291)
+#   DISBURSE_KAFKA_CLUSTER_PORT             first client port (default 29191; nodes use it, +1, +2)
+#   DISBURSE_KAFKA_CLUSTER_CONTROLLER_PORT  first controller port (default 29291)
+#
+# The default ports lie below Linux's ephemeral range (32768-60999), so an
+# outgoing connection never holds one when a node starts or restarts: with
+# nine connections between three nodes retrying while one is down, a port
+# in that range was taken often enough to fail a start.
 #   DISBURSE_KAFKA_CLUSTER_HEAP             JVM heap per node (default 384m)
+#   DISBURSE_KAFKA_CLUSTER_START_TIMEOUT    seconds to wait for the cluster (default 120)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=3
 HOST=127.0.0.1
-PORT="${DISBURSE_KAFKA_CLUSTER_PORT:-59191}"
-CONTROLLER_PORT="${DISBURSE_KAFKA_CLUSTER_CONTROLLER_PORT:-59291}"
+PORT="${DISBURSE_KAFKA_CLUSTER_PORT:-29191}"
+CONTROLLER_PORT="${DISBURSE_KAFKA_CLUSTER_CONTROLLER_PORT:-29291}"
 HEAP="${DISBURSE_KAFKA_CLUSTER_HEAP:-384m}"
 CDIR="$STATE_DIR/kafka-cluster"
 PROBE="$CDIR/kafkaprobe"
@@ -140,14 +147,26 @@ launch() {
   die "node $i's JVM did not start; see $d/kafka.log"
 }
 
-# wait_cluster NODE: wait until NODE answers and the metadata lists all nodes.
+# wait_cluster NODE: wait until NODE answers and the metadata lists all
+# nodes, failing at once when any node's process has died.
 wait_cluster() {
-  local i=$1
-  if ! "$PROBE" -brokers "$HOST:$(client_port "$i")" -min-brokers "$NODES" \
-      -timeout "${DISBURSE_KAFKA_START_TIMEOUT:-120s}" -pid "$(cat "$(pidfile "$i")")"; then
-    tail -n 30 "$(ndir "$i")/server.log" >&2 || true
-    die "node $i did not join the cluster; log: $(ndir "$i")/server.log"
-  fi
+  local i=$1 j deadline=$((SECONDS + ${DISBURSE_KAFKA_CLUSTER_START_TIMEOUT:-120}))
+  while :; do
+    for ((j = 1; j <= NODES; j++)); do
+      if ! running "$j"; then
+        grep -E "ERROR|FATAL" "$(ndir "$j")/server.log" | grep -v '^[[:space:]]*at ' | tail -n 10 >&2 || true
+        die "node $j exited while the cluster started; log: $(ndir "$j")/server.log"
+      fi
+    done
+    if "$PROBE" -brokers "$HOST:$(client_port "$i")" -min-brokers "$NODES" -timeout 5s -progress 1h \
+        -pid "$(cat "$(pidfile "$i")")" 2>/dev/null; then
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 30 "$(ndir "$i")/server.log" >&2 || true
+      die "node $i did not see all $NODES brokers within ${DISBURSE_KAFKA_CLUSTER_START_TIMEOUT:-120}s; log: $(ndir "$i")/server.log"
+    fi
+  done
 }
 
 prepare() {
@@ -249,5 +268,10 @@ case "${1:-}" in
   kill) kill_node "${2:-}" ;;
   start) start_node "${2:-}" ;;
   env) echo "export DISBURSE_TEST_KAFKA_CLUSTER=$(brokers)" ;;
-  *) echo "usage: $0 up|down|kill N|start N|env" >&2; exit 2 ;;
+  logs)
+    for ((i = 1; i <= NODES; i++)); do
+      echo "== node $i ($(ndir "$i")/server.log)"
+      grep -E "WARN|ERROR|FATAL" "$(ndir "$i")/server.log" 2>/dev/null | grep -v '^[[:space:]]*at ' | tail -n 15 || true
+    done ;;
+  *) echo "usage: $0 up|down|kill N|start N|env|logs" >&2; exit 2 ;;
 esac

@@ -43,6 +43,14 @@ func (l Limits) Or(def Limits) Limits {
 	return l
 }
 
+// Bounds of the callback delivery settings (the schema checks them too).
+const (
+	MaxCallbackBatchSize       = 100
+	MaxCallbackConcurrency     = 64
+	DefaultCallbackBatchSize   = 1
+	DefaultCallbackConcurrency = 4
+)
+
 // Access is an environment's access settings.
 type Access struct {
 	Environment    string
@@ -50,12 +58,19 @@ type Access struct {
 	CallbackSecret string
 	IPWhitelist    []netip.Prefix
 	Limits         Limits
+	// CallbackBatchSize: 1 sends one POST per callback; more sends up to
+	// that many pending callbacks in one POST.
+	CallbackBatchSize int
+	// CallbackConcurrency: POSTs in flight to the endpoint at once.
+	CallbackConcurrency int
 }
 
 // AccessChange is a partial update; nil fields stay as they are.
 type AccessChange struct {
-	CallbackURL *string
-	IPWhitelist *[]netip.Prefix
+	CallbackURL         *string
+	IPWhitelist         *[]netip.Prefix
+	CallbackBatchSize   *int
+	CallbackConcurrency *int
 }
 
 // NewCallbackSecret makes a callback signing secret from a CSPRNG.
@@ -183,8 +198,22 @@ func (s *Store) UpdateAccess(ctx context.Context, merchantID, environment, actor
 			}
 			a.IPWhitelist = slices.Clone(*ch.IPWhitelist)
 		}
-		_, err = tx.Exec(ctx, `UPDATE merchant_environments SET callback_url = $3, ip_whitelist = $4
-			WHERE merchant_id = $1 AND environment = $2`, merchantID, environment, a.CallbackURL, prefixStrings(a.IPWhitelist))
+		if ch.CallbackBatchSize != nil && *ch.CallbackBatchSize != a.CallbackBatchSize {
+			if err := writeAudit(ctx, tx, now, merchantID, environment, actor, "callback_batch_size", a.CallbackBatchSize, *ch.CallbackBatchSize); err != nil {
+				return err
+			}
+			a.CallbackBatchSize = *ch.CallbackBatchSize
+		}
+		if ch.CallbackConcurrency != nil && *ch.CallbackConcurrency != a.CallbackConcurrency {
+			if err := writeAudit(ctx, tx, now, merchantID, environment, actor, "callback_concurrency", a.CallbackConcurrency, *ch.CallbackConcurrency); err != nil {
+				return err
+			}
+			a.CallbackConcurrency = *ch.CallbackConcurrency
+		}
+		_, err = tx.Exec(ctx, `UPDATE merchant_environments SET callback_url = $3, ip_whitelist = $4,
+				callback_batch_size = $5, callback_concurrency = $6
+			WHERE merchant_id = $1 AND environment = $2`, merchantID, environment, a.CallbackURL, prefixStrings(a.IPWhitelist),
+			a.CallbackBatchSize, a.CallbackConcurrency)
 		return err
 	})
 	if err != nil {
@@ -224,7 +253,8 @@ type querier interface {
 }
 
 func loadAccess(ctx context.Context, q querier, merchantID, environment string, lock bool) (Access, error) {
-	sql := `SELECT callback_url, callback_secret, ip_whitelist, rate_create_per_second, rate_read_per_second
+	sql := `SELECT callback_url, callback_secret, ip_whitelist, rate_create_per_second, rate_read_per_second,
+			callback_batch_size, callback_concurrency
 		FROM merchant_environments WHERE merchant_id = $1 AND environment = $2`
 	if lock {
 		sql += ` FOR UPDATE`
@@ -232,7 +262,8 @@ func loadAccess(ctx context.Context, q querier, merchantID, environment string, 
 	a := Access{Environment: environment}
 	var whitelist []string
 	err := q.QueryRow(ctx, sql, merchantID, environment).
-		Scan(&a.CallbackURL, &a.CallbackSecret, &whitelist, &a.Limits.CreatePerSecond, &a.Limits.ReadPerSecond)
+		Scan(&a.CallbackURL, &a.CallbackSecret, &whitelist, &a.Limits.CreatePerSecond, &a.Limits.ReadPerSecond,
+			&a.CallbackBatchSize, &a.CallbackConcurrency)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Access{}, ErrNotFound
 	}

@@ -22,6 +22,8 @@ import (
 
 // benchConfig is `disburse bench`'s configuration.
 type benchConfig struct {
+	callbackBatch, callbackConcurrency int
+
 	postgresURL  string // an existing database of the server; each run creates its own
 	kafkaBrokers string
 	reports      reportsConfig
@@ -146,6 +148,8 @@ func parseBench(args []string) (benchConfig, error) {
 	c.callbacks.register(fs, true)
 	fs.IntVar(&c.merchants, "merchants", 1, "merchants, each sending one batch and its singles at once")
 	fs.IntVar(&c.batchItems, "batch-items", 10_000, "items of each merchant's batch (0: no batch)")
+	fs.IntVar(&c.callbackBatch, "callback-batch-size", 100, "each merchant's callback_batch_size setting (1: one POST per callback)")
+	fs.IntVar(&c.callbackConcurrency, "callback-endpoint-concurrency", 16, "each merchant's callback_concurrency setting (1-64)")
 	fs.IntVar(&c.singles, "singles", 0, "single payouts per merchant, sent concurrently by --clients")
 	fs.IntVar(&c.clients, "clients", 16, "concurrent HTTP clients sending the singles (shared by the merchants)")
 	fs.DurationVar(&c.bankLatency, "bank-latency", 5*time.Millisecond, "median latency of the sandbox banks (p99 eight times it)")

@@ -59,32 +59,40 @@ func (c *callbackReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	var env struct {
+	type event struct {
 		ID   string `json:"id"`
 		Type string `json:"type"`
 		Data struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
+	var env struct {
+		event
+		Events []event `json:"events"` // a batched delivery (type callbacks.batch)
+	}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&env); err != nil {
 		http.Error(w, "body", http.StatusBadRequest)
 		return
 	}
-	c.mu.Lock()
-	if c.seen[env.ID] {
-		c.mu.Unlock()
-		c.duplicate.Add(1)
-		w.WriteHeader(http.StatusNoContent)
-		return
+	evs := []event{env.event}
+	if env.Type == "callbacks.batch" {
+		evs = env.Events
 	}
-	c.seen[env.ID] = true
-	switch {
-	case env.Type == "batch.completed":
-		c.batches++
-	case strings.HasPrefix(env.Type, "disbursement.") && env.Type != "disbursement.reversed":
-		if _, dup := c.payoutAt[env.Data.ID]; !dup {
-			c.payoutAt[env.Data.ID] = now
-			c.payouts.Add(1)
+	c.mu.Lock()
+	for _, ev := range evs {
+		if c.seen[ev.ID] {
+			c.duplicate.Add(1)
+			continue
+		}
+		c.seen[ev.ID] = true
+		switch {
+		case ev.Type == "batch.completed":
+			c.batches++
+		case strings.HasPrefix(ev.Type, "disbursement.") && ev.Type != "disbursement.reversed":
+			if _, dup := c.payoutAt[ev.Data.ID]; !dup {
+				c.payoutAt[ev.Data.ID] = now
+				c.payouts.Add(1)
+			}
 		}
 	}
 	c.mu.Unlock()

@@ -180,7 +180,8 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	for m, key := range keys {
 		mid := fmt.Sprintf("bench-m%d", m+1)
 		var st map[string]any
-		if code, err := benchCall(ctx, hc, apiURL, key, "PATCH", "/v1/settings", nil, map[string]string{"callback_url": fmt.Sprintf("http://%s/hooks/%s", recvAddr, mid)}, &st); err != nil || code != 200 {
+		if code, err := benchCall(ctx, hc, apiURL, key, "PATCH", "/v1/settings", nil, map[string]any{"callback_url": fmt.Sprintf("http://%s/hooks/%s", recvAddr, mid),
+			"callback_batch_size": c.callbackBatch, "callback_concurrency": c.callbackConcurrency}, &st); err != nil || code != 200 {
 			return res, fmt.Errorf("set callback url of %s: %d %v %v", mid, code, err, st)
 		}
 		if code, err := benchCall(ctx, hc, apiURL, key, "GET", "/v1/settings", nil, nil, &st); err != nil || code != 200 {

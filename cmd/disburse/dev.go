@@ -177,6 +177,9 @@ func runDev(ctx context.Context, args []string) error {
 	if err := c.access.apply(apiServer); err != nil {
 		return err
 	}
+	if err := shareRateLimits(ctx, apiServer, pool); err != nil {
+		return err
+	}
 	if rs != nil {
 		apiServer.Reports = rs
 	}

@@ -185,3 +185,43 @@ func TestUnknownOutcomeGoesToReconciler(t *testing.T) {
 	noDuplicates(t, p)
 	fixture.Audit(t, p.pool)
 }
+
+// TestBatchItemsHolderNameChecked: a batch item whose account_holder_name
+// is not the bank's name for the account fails NAME_MISMATCH with its debit
+// returned and never reaches the bank; a matching item and an item without
+// a name are paid.
+func TestBatchItemsHolderNameChecked(t *testing.T) {
+	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t))
+	code, inq, _ := call(t, p.api.URL, p.key, "POST", "/v1/account-inquiry", nil, map[string]any{"bank_code": "bca", "account_number": "1234567895"})
+	name, _ := inq["account_holder_name"].(string)
+	if code != 200 || name == "" {
+		t.Fatalf("inquiry: %d %v", code, inq)
+	}
+	csv := "reference_id,bank_code,account_number,amount,account_holder_name\n" +
+		"hn-ok,bca,1234567895,20000," + name + "\n" +
+		"hn-bad,bca,1234567895,20000,Somebody Else Entirely\n" +
+		"hn-none,bca,1234567895,20000,\n"
+	code, acc, _ := postBatch(t, p.api.URL, p.key, "reference_id=hn", "hn", csv)
+	if code != 202 {
+		t.Fatalf("batch: %d %v", code, acc)
+	}
+	waitAll(t, p, 60*time.Second)
+	want := map[string]string{"hn-ok": "COMPLETED", "hn-bad": "FAILED/NAME_MISMATCH", "hn-none": "COMPLETED"}
+	for ref, st := range want {
+		var status, failure, id string
+		if err := p.pool.QueryRow(t.Context(), `SELECT id, status, failure_code FROM disbursements WHERE reference_id = $1`, ref).Scan(&id, &status, &failure); err != nil {
+			t.Fatal(err)
+		}
+		got := status
+		if failure != "" {
+			got += "/" + failure
+		}
+		if got != st {
+			t.Errorf("%s: %s, want %s", ref, got, st)
+		}
+		if ref == "hn-bad" && p.bank.Received(id) != 0 {
+			t.Errorf("the mismatched item reached its bank")
+		}
+	}
+	fixture.Audit(t, p.pool)
+}

@@ -49,15 +49,20 @@ func kafkaCluster(t *testing.T) (brokers []string, script func(args ...string)) 
 		t.Helper()
 		out, err := exec.Command(path, args...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("kafka-cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("kafka-cluster.sh %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 4000))
 		}
 	}
-	script("up")
+	// Registered before "up", so a failed start is stopped and logged too.
 	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command(path, "logs").CombinedOutput()
+			t.Logf("--- kafka cluster logs ---\n%s", tail(string(out), 6000))
+		}
 		if os.Getenv("DISBURSE_KEEP_SERVICES") != "1" {
 			_ = exec.Command(path, "down").Run()
 		}
 	})
+	script("up")
 	out, err := exec.Command(path, "env").Output()
 	if err != nil {
 		t.Fatal(err)

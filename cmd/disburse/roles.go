@@ -30,6 +30,10 @@ func runAPI(ctx context.Context, args []string) error {
 	cb.register(fs, false)
 	rc.register(fs)
 	bc.register(fs, "http://127.0.0.1:8082", false)
+	var bankCredentials, prodURL, prodCredentials string
+	fs.StringVar(&bankCredentials, "bank-credentials", "", "credential of --bank-url by reference: env:NAME or file:/path")
+	fs.StringVar(&prodURL, "production-bank-url", "", "base URL of the production bank gateway (none: production account inquiries answer 503)")
+	fs.StringVar(&prodCredentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
@@ -57,6 +61,10 @@ func runAPI(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	gateways, err := apiGateways(gatewayConfig{bc.url, bankCredentials}, gatewayConfig{prodURL, prodCredentials}, inquiryTTL)
+	if err != nil {
+		return err // a gateway setting is wrong: say so before connecting to anything
+	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
 		return err
@@ -73,7 +81,11 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	s := newAPIServer(pool, producer, topics, operatorToken, bank, inquiryTTL, nameThreshold, cb)
 	s.Profiles = profiles
+	s.Banks = gateways
 	if err := access.apply(s); err != nil {
+		return err
+	}
+	if err := shareRateLimits(ctx, s, pool); err != nil {
 		return err
 	}
 	rs, err := rc.open(ctx)

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/disburse/disburse/api"
 )
 
 // servers runs HTTP listeners and shuts them all down gracefully.
@@ -27,8 +29,12 @@ func (s *servers) start(name, addr string, h http.Handler) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s listener on %s: %w (choose another address with its flag)", name, addr, err)
 	}
+	// api.Listener and api.ConnContext give the errors net/http answers
+	// itself (431, malformed requests, header timeouts) the JSON error shape.
+	ln = api.Listener(ln)
 	srv := &http.Server{
 		Handler:           h,
+		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -371,7 +371,7 @@ func (c *callbackConfig) register(fs *flag.FlagSet, delivery bool) {
 	fs.DurationVar(&c.attemptTimeout, "callback-attempt-timeout", 10*time.Second, "timeout of one callback attempt")
 	fs.DurationVar(&c.retryBase, "callback-retry-base", 10*time.Second, "first callback retry delay; doubles per attempt, with jitter")
 	fs.DurationVar(&c.retryMax, "callback-retry-max", time.Hour, "longest callback retry delay")
-	fs.IntVar(&c.perEndpoint, "callback-per-endpoint", 4, "callback attempts in flight per merchant environment")
+	fs.IntVar(&c.perEndpoint, "callback-per-endpoint", 64, "ceiling on each merchant environment's callback_concurrency setting (POSTs in flight to one endpoint, across workers)")
 	fs.IntVar(&c.concurrency, "callback-concurrency", 64, "callback attempts in flight per process")
 }
 

@@ -82,6 +82,9 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 	p := s.Bank.Profile(d.BankCode)
 	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
 	defer cancel()
+	if v, failed := s.checkHolder(wctx, j); failed {
+		return v
+	}
 	res, v, err := s.outcome(wctx, j, p)
 	switch {
 	case err != nil:
@@ -100,6 +103,54 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 	}
 	s.settler.add(j, o)
 	return settling
+}
+
+// checkHolder compares a batch item's account_holder_name with the bank's
+// name for the account before its first send (single payouts are checked by
+// the API before they are accepted). A mismatch, or an account the bank
+// says is invalid or closed, fails the payout with its debit returned,
+// through the settle group, and the transfer call recorded with the claim
+// is marked not sent. failed is false when the payout may go on to its
+// bank (no name given, a name that matches, or the bank could not be asked:
+// the transfer itself will then tell).
+func (s *Stage) checkHolder(ctx context.Context, j *job) (verdict, bool) {
+	d := j.claim.Disbursement
+	if d.AccountHolderName == "" || d.BatchID == nil || j.claim.CallID == 0 || j.called {
+		return verdict{}, false
+	}
+	inq, err := s.Bank.Inquire(ctx, d.BankCode, d.AccountNumber)
+	if err != nil {
+		s.Log.Warn("holder-name check: the bank could not be asked; sending without it", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
+		return verdict{}, false
+	}
+	code := ""
+	switch inq.Status {
+	case connectors.InquiryInvalid:
+		code = payout.InvalidAccount
+	case connectors.InquiryClosed:
+		code = payout.AccountClosed
+	case connectors.InquiryValid:
+		if connectors.NameScore(d.AccountHolderName, inq.AccountHolderName) < s.nameThreshold() {
+			code = payout.NameMismatch
+		}
+	}
+	if code == "" {
+		return verdict{}, false
+	}
+	if err := s.Payouts.FinishCall(context.WithoutCancel(ctx), j.claim.CallID, payout.OutcomeNotSent); err != nil {
+		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error"), true
+	}
+	j.claim.CallID = 0 // nothing for the settle group to mark answered
+	s.Log.Info("payout failed before its send", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "failure_code", code)
+	s.settler.add(j, ledger.Outcome{ID: d.ID, FailureCode: code})
+	return settling, true
+}
+
+func (s *Stage) nameThreshold() float64 {
+	if s.NameThreshold > 0 {
+		return s.NameThreshold
+	}
+	return connectors.DefaultNameThreshold
 }
 
 // ledgerOutcome turns a bank's definite answer into a ledger outcome.

@@ -120,6 +120,9 @@ type Stage struct {
 	// group to fill (default 10ms).
 	SettleGroup int
 	SettleEvery time.Duration
+	// NameThreshold is the NameScore a batch item's account_holder_name
+	// needs against the bank's name (default connectors.DefaultNameThreshold).
+	NameThreshold float64
 	// Naive is the benchmark's baseline: one transaction per payout for
 	// claims and settlements.
 	Naive bool
