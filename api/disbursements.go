@@ -48,7 +48,7 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 		writeError(w, prob)
 		return
 	}
-	res := s.creates().create(r.Context(), payout.NewPayout{MerchantID: p.MerchantID, Environment: p.Environment, IdempotencyKey: key, Request: req})
+	res := s.creates().create(r.Context(), payout.NewPayout{MerchantID: p.MerchantID, Environment: p.Environment, IdempotencyKey: key, Request: req, RequestID: payout.RequestID(r.Context())})
 	d, created, err := res.d, res.created, res.err
 	switch {
 	case errors.Is(err, payout.ErrIdempotencyKeyReused):

@@ -175,7 +175,7 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 		// a row only one request can fail fails only that request.
 		set = make([]payout.Created, len(items))
 		for i, p := range items {
-			d, created, err := c.store.Create(ctx, p.MerchantID, p.Environment, p.IdempotencyKey, p.Request)
+			d, created, err := c.store.Create(payout.WithRequestID(ctx, p.RequestID), p.MerchantID, p.Environment, p.IdempotencyKey, p.Request)
 			set[i] = payout.Created{Disbursement: d, Created: created, Err: err}
 		}
 	} else if err != nil {
@@ -196,6 +196,9 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 				ReferenceID: d.ReferenceID, BankCode: d.BankCode, Amount: d.Amount, Currency: d.Currency,
 				AcceptedAt: c.now().UTC(),
 			})
+			if rid := items[i].RequestID; rid != "" {
+				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(rid)})
+			}
 			records = append(records, rec)
 			owners[rec] = i
 		}

@@ -231,7 +231,7 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 			defer c.handlerDone()
 		}
 		start := time.Now()
-		id := newRequestID()
+		id := requestID(r)
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
@@ -245,7 +245,7 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 			}
 			requests.WithLabelValues(api, route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
-		h(rec, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		h(rec, r.WithContext(withRequestID(r.Context(), id)))
 	})
 }
 

@@ -21,6 +21,15 @@ var (
 		Name: "disburse_bank_breaker_transitions_total",
 		Help: "Circuit breaker state changes per bank.",
 	}, []string{"bank", "from", "to"})
+	bankCallSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "disburse_bank_call_seconds",
+		Help:    "Duration of one call to a bank through its guard (transfer, status, statement page, inquiry), by bank and result (ok, error).",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	}, []string{"bank", "result"})
+	bankRateLimited = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "disburse_bank_rate_limited_total",
+		Help: "Calls a bank refused as rate limited (HTTP 429): the profile's rate limit is above what the bank accepts.",
+	}, []string{"bank"})
 	bankInFlight = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "disburse_bank_in_flight",
 		Help: "Calls to a bank in progress (bounded by its profile's MaxInFlight).",
@@ -247,7 +256,16 @@ func (g *Guard) do(ctx context.Context, code string, call func(context.Context) 
 	defer bankInFlight.WithLabelValues(b.code).Dec()
 	cctx, cancel := context.WithTimeout(ctx, b.profile.Timeout)
 	defer cancel()
+	start := time.Now()
 	err = call(cctx)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	bankCallSeconds.WithLabelValues(b.code, result).Observe(time.Since(start).Seconds())
+	if errors.Is(err, ErrRateLimited) {
+		bankRateLimited.WithLabelValues(b.code).Inc()
+	}
 	done(classify(ctx, err))
 	return err
 }

@@ -28,6 +28,7 @@ eval "$("$DEPLOY_DIR/services.sh" env)"
 export DISBURSE_TEST_POSTGRES_URL DISBURSE_TEST_KAFKA_BROKERS
 "$DEPLOY_DIR/chdb.sh" install # the ClickHouse engine for the reports tests
 eval "$("$DEPLOY_DIR/chdb.sh" env)"
+"$DEPLOY_DIR/promtool.sh" install # promtool for the alert rule tests (deploy/prometheus)
 export DISBURSE_CHDB_DIR
 export DISBURSE_REQUIRE_SERVICES=1
 

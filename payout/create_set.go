@@ -19,6 +19,8 @@ type NewPayout struct {
 	Environment    string
 	IdempotencyKey string
 	Request        Request
+	// RequestID is the X-Request-Id of the API call (stored on the payout).
+	RequestID string
 }
 
 // Created is the answer to one NewPayout, as Create would give it: the
@@ -92,9 +94,9 @@ func createSet(ctx context.Context, tx pgx.Tx, set []NewPayout) ([]Created, erro
 		}
 	}
 	var (
-		cID, cMerchant, cEnv, cKey, cRef, cBank, cAccount, cHolder, cCurrency, cDesc, cMeta []string
-		cHash                                                                               [][]byte
-		cAmount                                                                             []int64
+		cID, cMerchant, cEnv, cKey, cRef, cBank, cAccount, cHolder, cCurrency, cDesc, cMeta, cRID []string
+		cHash                                                                                     [][]byte
+		cAmount                                                                                   []int64
 	)
 	// The winner of each reference_id goes first, so that ON CONFLICT skips
 	// the later requests' rows, as it would have one request at a time.
@@ -132,24 +134,25 @@ func createSet(ctx context.Context, tx pgx.Tx, set []NewPayout) ([]Created, erro
 		cCurrency = append(cCurrency, p.Request.Currency)
 		cDesc = append(cDesc, p.Request.Description)
 		cMeta = append(cMeta, string(m))
+		cRID = append(cRID, p.RequestID)
 	}
 	rows, err := tx.Query(ctx, `
 		WITH changed AS (
 			INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash,
 				reference_id, bank_code, account_number, account_holder_name, amount, currency,
-				description, metadata, status)
+				description, metadata, status, request_id)
 			SELECT t.id, t.merchant_id, t.environment, t.idempotency_key, t.request_hash, t.reference_id,
 				t.bank_code, t.account_number, t.account_holder_name, t.amount, t.currency,
-				t.description, t.metadata::jsonb, 'PENDING'
+				t.description, t.metadata::jsonb, 'PENDING', t.request_id
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[])
+				$8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[])
 				WITH ORDINALITY AS t(id, merchant_id, environment, idempotency_key, request_hash, reference_id,
-					bank_code, account_number, account_holder_name, amount, currency, description, metadata, n)
+					bank_code, account_number, account_holder_name, amount, currency, description, metadata, request_id, n)
 			ORDER BY t.n
 			ON CONFLICT DO NOTHING
 			RETURNING *), `+recordEvents+`
 		SELECT `+columns+` FROM changed`,
-		cID, cMerchant, cEnv, cKey, cHash, cRef, cBank, cAccount, cHolder, cAmount, cCurrency, cDesc, cMeta)
+		cID, cMerchant, cEnv, cKey, cHash, cRef, cBank, cAccount, cHolder, cAmount, cCurrency, cDesc, cMeta, cRID)
 	if err != nil {
 		return nil, fmt.Errorf("insert payouts: %w", err)
 	}

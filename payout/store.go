@@ -70,13 +70,13 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 		WITH changed AS (
 			INSERT INTO disbursements (id, merchant_id, environment, idempotency_key, request_hash,
 				reference_id, bank_code, account_number, account_holder_name, amount, currency,
-				description, metadata, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'PENDING')
+				description, metadata, status, request_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'PENDING', $14)
 			ON CONFLICT DO NOTHING
 			RETURNING *), `+recordEvents+`
 		SELECT `+columns+` FROM changed`,
 		id, merchantID, environment, idempotencyKey, hash, req.ReferenceID, req.BankCode,
-		req.AccountNumber, req.AccountHolderName, req.Amount, req.Currency, req.Description, meta)
+		req.AccountNumber, req.AccountHolderName, req.Amount, req.Currency, req.Description, meta, RequestID(ctx))
 	d, err = scan(row)
 	if err == nil {
 		return d, true, nil

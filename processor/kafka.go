@@ -6,12 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 )
+
+// clientSeq numbers the Kafka clients of this process: each client's
+// kprom metrics carry client_id "disburse-<n>" so that several clients in
+// one process (a worker runs one per stage) register distinct series.
+var clientSeq atomic.Int64
 
 // NewClient is the one Kafka client constructor: producers wait for all
 // in-sync replicas and are idempotent (franz-go's defaults, stated here so
@@ -26,6 +35,13 @@ func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 on the key, like the Java client
+		// franz-go's own metrics (connections, bytes, batches, records,
+		// request latency per broker) on the default registry, as
+		// disburse_kafka_*; closing the client unregisters them.
+		kgo.ClientID("disburse-" + strconv.FormatInt(clientSeq.Add(1), 10)),
+		kgo.WithHooks(kprom.NewMetrics("disburse_kafka", kprom.Registerer(prometheus.DefaultRegisterer), kprom.WithClientLabel(),
+			kprom.FetchAndProduceDetail(kprom.ByNode, kprom.ByTopic, kprom.Batches, kprom.Records, kprom.UncompressedBytes, kprom.ConsistentNaming),
+			kprom.Histograms(kprom.RequestDurationE2E, kprom.RequestThrottled))),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {

@@ -46,10 +46,31 @@ func JSONRecord(topic, key string, v any) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(key), Value: b, Timestamp: time.Now()}
 }
 
+// RequestIDHeader is the Kafka record header carrying the X-Request-Id of
+// the API call that produced the record.
+const RequestIDHeader = "request_id"
+
+// RequestIDOf is the request id a record carries, or "".
+func RequestIDOf(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == RequestIDHeader {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
 // Produce sends records and waits until every one is acknowledged.
 func Produce(ctx context.Context, cl *kgo.Client, records ...*kgo.Record) error {
 	if len(records) == 0 {
 		return nil
+	}
+	if id := payout.RequestID(ctx); id != "" {
+		// The API's request id travels with the records it produces
+		// (header request_id) so the stages can log it with the payout.
+		for _, r := range records {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: RequestIDHeader, Value: []byte(id)})
+		}
 	}
 	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
 		return fmt.Errorf("produce: %w", err)

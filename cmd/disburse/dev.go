@@ -210,6 +210,11 @@ func runDev(ctx context.Context, args []string) error {
 		}
 	}
 
+	// Lag of every group and the books check every minute: dev is where
+	// people watch the dashboards fill.
+	var ob observers
+	ob.start(stageCtx, producer, pool, "disburse.", stageNames, time.Minute)
+
 	fmt.Printf(`
 disburse dev is running (Ctrl-C stops it)
 
@@ -236,6 +241,7 @@ Then:
 	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")
 	srv.shutdown()
 	stopStages()
+	ob.wait()
 	return st.wait()
 }
 

@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"reconcile": {"compare a bank's statement for a day with the ledger; exit 3 on a difference", runReconcile},
 	"version":   {"print the version and commit stamped at build time", runVersion},
 	"probe":     {"GET a health URL; exit 0 on 2xx (the container health check)", runProbe},
+	"trace":     {"print one payout's story from Postgres: events, ledger entries, bank calls, lease, callbacks and attempts", runTrace},
 	"bench":     {"run the whole pipeline end to end on real services and measure it (docs/benchmarks.md)", runBench},
 }
 

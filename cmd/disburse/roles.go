@@ -122,6 +122,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var settleEvery time.Duration
 	var settleGroup int
 	var cb callbackConfig
+	var booksEvery time.Duration
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	c.register(fs)
 	cb.register(fs, true)
@@ -130,6 +131,7 @@ func runWorker(ctx context.Context, args []string) error {
 	bc.register(fs, "http://127.0.0.1:8082", true)
 	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
 	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
+	fs.DurationVar(&booksEvery, "books-check-every", 5*time.Minute, "how often to run the checks of disburse audit and export disburse_books_violations (0: never)")
 	fs.BoolVar(&naive, "naive", false, "the naive baseline of disburse bench: one record per transaction and per produce (benchmarks only, never production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -139,6 +141,9 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	if err := cb.validate(); err != nil {
 		return err
+	}
+	if booksEvery < 0 {
+		return fmt.Errorf("--books-check-every must be 0 (off) or positive, got %s", booksEvery)
 	}
 	if settleGroup < 1 || settleGroup > 10_000 || settleEvery <= 0 {
 		return fmt.Errorf("--settle-group must be 1 to 10000 and --settle-every positive, got %d and %s", settleGroup, settleEvery)
@@ -190,9 +195,12 @@ func runWorker(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	var ob observers
+	ob.start(stageCtx, admin, pool, c.topicPrefix, names, booksEvery)
 	<-ctx.Done()
 	slog.Info("worker stopping: finishing the batches in hand, then committing")
 	stop()
+	ob.wait()
 	return st.wait()
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/api"
@@ -19,6 +20,7 @@ import (
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
+	"github.com/disburse/disburse/internal/obs"
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
@@ -53,6 +55,7 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres at %s does not answer: %w (is it running? `make services-up` starts one)", cfg.ConnConfig.Host, err)
 	}
+	obs.RegisterPool(prometheus.DefaultRegisterer, pool)
 	return pool, nil
 }
 

@@ -36,6 +36,9 @@ type Stage struct {
 // Handle applies one polled batch.
 func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	ids := make([]string, 0, len(records))
+	// The API's request id per payout (record header), logged with the
+	// payout and passed on to the dispatch record.
+	rids := make(map[string]string, len(records))
 	for _, r := range records {
 		var req events.Request
 		if err := json.Unmarshal(r.Value, &req); err != nil || req.DisbursementID == "" {
@@ -43,6 +46,9 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		ids = append(ids, req.DisbursementID)
+		if rid := processor.RequestIDOf(r); rid != "" {
+			rids[req.DisbursementID] = rid
+		}
 	}
 	out, changed, err := s.Ledger.ApplyDebits(ctx, ids)
 	if err != nil {
@@ -51,12 +57,16 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	produce := make([]*kgo.Record, 0, len(out))
 	for i, d := range out {
 		if d.Status == payout.Processing {
-			produce = append(produce, processor.JSONRecord(s.Topics.Dispatch, d.ID, events.Dispatch{
+			rec := processor.JSONRecord(s.Topics.Dispatch, d.ID, events.Dispatch{
 				DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment, BankCode: d.BankCode,
-			}))
+			})
+			if rid := rids[d.ID]; rid != "" {
+				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(rid)})
+			}
+			produce = append(produce, rec)
 		}
 		if changed[i] {
-			s.Log.Info("payout debited", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
+			s.Log.Info("payout debited", "disbursement_id", d.ID, "request_id", rids[d.ID], "merchant_id", d.MerchantID,
 				"environment", d.Environment, "status", d.Status, "amount", d.Amount, "fee", d.Fee)
 		}
 	}

@@ -40,6 +40,13 @@ var (
 		Name: "disburse_relay_lag_seconds",
 		Help: "Age of the newest status change the relay published in its last round (0 when idle). Alert when it grows.",
 	})
+	// terminalSeconds buckets include 300: the SLO is "terminal within 5
+	// minutes" (deploy/prometheus/slo.yml).
+	terminalSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "disburse_payout_terminal_seconds",
+		Help:    "From a payout's acceptance to its first terminal status (COMPLETED, FAILED, CANCELLED), by bank and status, observed when the relay publishes the change. A relay that publishes a change again after a crash observes it again.",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400},
+	}, []string{"bank", "status"})
 	active = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "disburse_relay_active",
 		Help: "1 while this process is the outbox relay, 0 while it stands by.",
@@ -160,6 +167,12 @@ func (s *Stage) round(ctx context.Context, ob *payout.Outbox, at payout.Position
 		return 0, at, err
 	}
 	published.Add(float64(len(changes)))
+	for _, c := range changes {
+		// REVERSED follows COMPLETED: the payout's latency was observed then.
+		if c.Status.Terminal() && c.Status != payout.Reversed {
+			terminalSeconds.WithLabelValues(c.BankCode, string(c.Status)).Observe(c.UpdatedAt.Sub(c.CreatedAt).Seconds())
+		}
+	}
 	lagSeconds.Set(time.Since(last.UpdatedAt).Seconds())
 	return len(changes), last.At, nil
 }
