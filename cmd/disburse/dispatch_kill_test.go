@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -86,21 +83,6 @@ func TestDispatchWorkerKilled(t *testing.T) {
 	survivor.stop(t)
 	ledgerProc.stop(t)
 
-	resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ledger struct {
-		Transfers  int              `json:"transfers"`
-		Duplicates []map[string]any `json:"duplicates"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
-		t.Fatal(err)
-	}
-	if ledger.Transfers != n || len(ledger.Duplicates) != 0 {
-		t.Fatalf("the bank received %d transfers for %d payouts, duplicates %v", ledger.Transfers, n, ledger.Duplicates)
-	}
+	checkBankOnce(t, bankAddr, n)
 	fixture.Audit(t, pool)
-	_ = fmt.Sprint
 }

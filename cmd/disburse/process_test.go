@@ -222,3 +222,24 @@ func TestStagesAsSeparateProcesses(t *testing.T) {
 	fixture.Audit(t, pool)
 	_ = fmt.Sprint
 }
+
+// checkBankOnce reads the sandbox bank's own ledger at bankAddr and fails
+// the test unless it holds exactly n transfers, none received twice.
+func checkBankOnce(t *testing.T, bankAddr string, n int) {
+	t.Helper()
+	resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ledger struct {
+		Transfers  int              `json:"transfers"`
+		Duplicates []map[string]any `json:"duplicates"`
+	}
+	if err := jsonDecode(resp.Body, &ledger); err != nil {
+		t.Fatal(err)
+	}
+	if ledger.Transfers != n || len(ledger.Duplicates) != 0 {
+		t.Fatalf("the bank received %d transfers for %d payouts, duplicates %v", ledger.Transfers, n, ledger.Duplicates)
+	}
+}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,21 +166,7 @@ func TestReplicatedKafkaBrokerKilled(t *testing.T) {
 		p.stop(t)
 	}
 
-	resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ledger struct {
-		Transfers  int              `json:"transfers"`
-		Duplicates []map[string]any `json:"duplicates"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
-		t.Fatal(err)
-	}
-	if ledger.Transfers != n || len(ledger.Duplicates) != 0 {
-		t.Errorf("the bank received %d transfers for %d payouts, duplicates %v", ledger.Transfers, n, ledger.Duplicates)
-	}
+	checkBankOnce(t, bankAddr, n)
 	if got := fixture.Count(t, pool, `SELECT count(*) FROM journal_entries WHERE kind = 'debit'`); got != n {
 		t.Errorf("%d debit entries for %d payouts", got, n)
 	}

@@ -97,21 +97,7 @@ func TestSettleGroupFaults(t *testing.T) {
 	survivor.stop(t)
 	ledgerProc.stop(t)
 
-	resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ledger struct {
-		Transfers  int              `json:"transfers"`
-		Duplicates []map[string]any `json:"duplicates"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
-		t.Fatal(err)
-	}
-	if ledger.Transfers != n || len(ledger.Duplicates) != 0 {
-		t.Fatalf("the bank received %d transfers for %d payouts, duplicates %v", ledger.Transfers, n, ledger.Duplicates)
-	}
+	checkBankOnce(t, bankAddr, n)
 	if got := fixture.Count(t, pool, `SELECT count(*) FROM dispatch_leases WHERE expires_at > now()`); got != 0 {
 		t.Errorf("%d leases still live after every payout ended", got)
 	}
