@@ -30,6 +30,9 @@ type job struct {
 	// claimedAt is when the claim was asked for (unix ns): its lease is
 	// live for at least LeaseTTL from then.
 	claimedAt int64
+	// requestID is the X-Request-Id the payout was created under (the
+	// record's request_id header), for the logs; parked copies keep it.
+	requestID string
 }
 
 // lane is one called bank's queue and workers: at most the bank's
@@ -117,7 +120,7 @@ func (s *Stage) accept(recs []*kgo.Record) {
 			part.finish(r.Offset)
 			continue
 		}
-		j := &job{rec: r, ev: ev, part: part}
+		j := &job{rec: r, ev: ev, part: part, requestID: processor.RequestIDOf(r)}
 		if time.Now().Before(ev.NotBefore) {
 			s.waiting.push(j)
 			continue
@@ -300,7 +303,7 @@ func (s *Stage) park(j *job, until time.Time, reason string) {
 	}
 	bank := connectors.HostOf(ev.BankCode)
 	parkedTotal.WithLabelValues(bank, reason).Inc()
-	s.Log.Info("payout parked", "disbursement_id", ev.DisbursementID, "merchant_id", ev.MerchantID,
+	s.Log.Info("payout parked", "disbursement_id", ev.DisbursementID, "request_id", j.requestID, "merchant_id", ev.MerchantID,
 		"bank", bank, "reason", reason, "until", ev.NotBefore, "attempt", ev.Attempt)
 	s.jobs.Add(1)
 	s.produceParked(j, ev, 0)
@@ -308,6 +311,9 @@ func (s *Stage) park(j *job, until time.Time, reason string) {
 
 func (s *Stage) produceParked(j *job, ev events.Dispatch, attempt int) {
 	rec := processor.JSONRecord(s.Topics.DispatchRetry, ev.DisbursementID, ev)
+	if j.requestID != "" {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(j.requestID)})
+	}
 	s.Kafka.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
 		if err == nil {
 			j.part.finish(j.rec.Offset)

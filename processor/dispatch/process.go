@@ -141,7 +141,7 @@ func (s *Stage) checkHolder(ctx context.Context, j *job) (verdict, bool) {
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error"), true
 	}
 	j.claim.CallID = 0 // nothing for the settle group to mark answered
-	s.Log.Info("payout failed before its send", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "failure_code", code)
+	s.Log.Info("payout failed before its send", "disbursement_id", d.ID, "request_id", j.requestID, "merchant_id", d.MerchantID, "failure_code", code)
 	s.settler.add(j, ledger.Outcome{ID: d.ID, FailureCode: code})
 	return settling, true
 }
@@ -334,7 +334,7 @@ func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
 		outcome = payout.OutcomeNotSent
 	case err != nil:
 		outcome = payout.OutcomeUnknown
-		s.Log.Warn("transfer outcome unknown; will ask the bank", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
+		s.Log.Warn("transfer outcome unknown; will ask the bank", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "err", err)
 	}
 	bankCalls.WithLabelValues(d.BankCode, payout.CallTransfer, outcome).Inc()
 	if outcome != payout.OutcomeAnswered { // an answered call ends with the settle group

@@ -110,9 +110,13 @@ func (st *settler) settle(group []settleItem) {
 		})
 		if err == nil {
 			settleGroup.Observe(float64(len(group)))
+			rid := make(map[string]string, len(group))
+			for _, it := range group {
+				rid[it.j.claim.ID] = it.j.requestID
+			}
 			for i, d := range out {
 				if changed[i] {
-					s.Log.Info("payout settled", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
+					s.Log.Info("payout settled", "disbursement_id", d.ID, "request_id", rid[d.ID], "merchant_id", d.MerchantID,
 						"environment", d.Environment, "bank", d.BankCode, "status", d.Status)
 				}
 			}
