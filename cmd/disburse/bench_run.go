@@ -402,6 +402,20 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 			return res, fmt.Errorf("%d callbacks with a bad signature", bad)
 		}
 	}
+	// The receiver counts a callback when its POST arrives; the worker
+	// records it delivered just after. Wait for the records, from which
+	// the callback leg is measured.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var delivered int64
+		ownTx.Add(1)
+		if err := pool.QueryRow(ctx, `SELECT count(DISTINCT subject_id) FROM callbacks
+			WHERE delivered_at IS NOT NULL AND type IN ('disbursement.completed', 'disbursement.failed')`).Scan(&delivered); err != nil {
+			return res, err
+		}
+		if delivered >= n {
+			break
+		}
+	}
 	cpuBench := selfCPU() - cpu0
 	rssBench := peakRSSMiB()
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
