@@ -40,14 +40,16 @@ func quantiles(secs []float64) Quantiles {
 const (
 	rateBest60s = "best 60 s window"
 	rateMiddle  = "middle 80% (10th to 90th percentile of the events' times)"
-	rateTotal   = "total / elapsed (too few events for a window)"
+	rateTotal   = "total / elapsed (too few events, or too short a run, for a window)"
 )
 
 // sustainedRate is the events per second the pipeline kept up, from the
 // events' times (unix seconds): over a run of at least 70 s, the best 60 s
 // sliding window; over a shorter one, the middle 80% of the events (from
 // the time 10% were done to the time 90% were), which leaves out the
-// start-up ramp and the tail. Fewer than 20 events: total over elapsed.
+// start-up ramp and the tail. Fewer than 20 events, or a middle shorter
+// than 5 s (set-based stages finish such runs in a few bursts, and a
+// window over one burst is not a sustained rate): total over elapsed.
 func sustainedRate(times []float64, start float64) (float64, string) {
 	n := len(times)
 	if n == 0 {
@@ -67,7 +69,7 @@ func sustainedRate(times []float64, start float64) (float64, string) {
 	}
 	if n >= 20 {
 		lo, hi := int(0.1*float64(n)), int(0.9*float64(n))-1
-		if d := t[hi] - t[lo]; d > 0 {
+		if d := t[hi] - t[lo]; d >= 5 {
 			return float64(hi-lo) / d, rateMiddle
 		}
 	}

@@ -30,6 +30,15 @@ func TestSustainedRate(t *testing.T) {
 	if r, m := sustainedRate(short, 0); m != rateMiddle || math.Abs(r-100) > 2 {
 		t.Errorf("short run: %v (%s), want about 100/s", r, m)
 	}
+	// 1,000 events in two bursts a second apart, 9 s after the start: not
+	// 1,000/s sustained.
+	var bursts []float64
+	for i := 0; i < 1000; i++ {
+		bursts = append(bursts, 9+float64(i%2))
+	}
+	if r, m := sustainedRate(bursts, 0); m != rateTotal || r != 100 {
+		t.Errorf("bursts: %v (%s), want 100/s total over elapsed", r, m)
+	}
 	if r, m := sustainedRate([]float64{1, 2, 3}, 0); m != rateTotal || r != 1 {
 		t.Errorf("three events: %v (%s), want 1/s total over elapsed", r, m)
 	}
