@@ -261,9 +261,8 @@ func (s *Store) ClaimSet(ctx context.Context, ids []string, owner, instance stri
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("record bank calls: %w", err)
 			}
-			if _, err := tx.Exec(ctx, `UPDATE disbursements SET check_at = now() + $2::bigint * interval '1 millisecond', checks = 0
-				WHERE id = ANY($1)`, toCall, checkAfter.Milliseconds()); err != nil {
-				return fmt.Errorf("schedule checks: %w", err)
+			if err := scheduleChecks(ctx, tx, toCall, checkAfter); err != nil {
+				return err
 			}
 		}
 		for _, id := range claimed {
@@ -298,6 +297,10 @@ func EndClaims(ctx context.Context, tx pgx.Tx, claims []Claim) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM dispatch_leases l USING unnest($1::text[], $2::text[]) AS u(id, owner)
 		WHERE l.disbursement_id = u.id AND l.owner = u.owner`, ids, owners); err != nil {
 		return fmt.Errorf("release leases: %w", err)
+	}
+	// Settled: nothing left for the reconciler to ask the bank about.
+	if _, err := tx.Exec(ctx, `DELETE FROM payout_checks WHERE disbursement_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("drop checks: %w", err)
 	}
 	return nil
 }
