@@ -133,7 +133,10 @@ func newClient(checked bool) *http.Client {
 			Proxy:               nil,
 			DialContext:         d.DialContext,
 			TLSHandshakeTimeout: 5 * time.Second,
-			MaxIdleConnsPerHost: 4,
+			// As many as an endpoint may have in flight (its
+			// callback_concurrency, at most 64): fewer would close and
+			// dial connections on every round of deliveries.
+			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     60 * time.Second,
 			ForceAttemptHTTP2:   true,
 		},
