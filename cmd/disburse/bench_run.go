@@ -137,13 +137,13 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	var srv servers
 	defer srv.shutdown()
 	bank := newBankClock(banksim.New(banksimOptions(c.bankLatency)).Handler())
-	bankAddr, err := srv.start("banksim", "127.0.0.1:0", bank)
+	bankAddr, err := srv.startPlain("banksim", "127.0.0.1:0", bank)
 	if err != nil {
 		return res, err
 	}
 	bankURL := "http://" + bankAddr.String()
 	recv := newCallbackReceiver()
-	recvAddr, err := srv.start("callback receiver", "127.0.0.1:0", recv)
+	recvAddr, err := srv.startPlain("callback receiver", "127.0.0.1:0", recv)
 	if err != nil {
 		return res, err
 	}
