@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -91,19 +92,18 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		return
 	}
 	_, _ = io.Copy(io.Discard, body) // anything after the batch still counts in the fingerprint
-	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).Create(r.Context(), p.MerchantID, p.Environment, key, hash.Sum(nil), parsed)
+	accepted, replay, err := s.SubmitBatch(r.Context(), p, key, hash.Sum(nil), parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
 		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different batch; use a new key for a new batch"))
 		return
 	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if err := s.publishRequests(r, p, accepted.ID, pending); err != nil {
-		s.Log.Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+	if errors.Is(err, ErrNotQueued) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the batch is stored but not all items could be queued; retry with the same Idempotency-Key"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
 		return
 	}
 	if replay {
@@ -116,8 +116,29 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 	writeJSON(w, http.StatusAccepted, accepted)
 }
 
+// ErrNotQueued: SubmitBatch stored the batch but could not queue all of its
+// items; submitting it again with the same idempotency key queues them.
+var ErrNotQueued = errors.New("api: the batch is stored but not all items could be queued")
+
+// SubmitBatch stores a parsed batch under the idempotency key (hash is the
+// fingerprint of what was submitted) and queues its PENDING items for the
+// ledger stage: what POST /v1/batches does once the body is read, shared
+// with the dashboard's upload. replay reports a batch submitted before
+// with the same key and hash.
+func (s *Server) SubmitBatch(ctx context.Context, p merchant.Principal, key string, hash []byte, parsed *batch.Parsed) (accepted batch.Accepted, replay bool, err error) {
+	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).Create(ctx, p.MerchantID, p.Environment, key, hash, parsed)
+	if err != nil {
+		return accepted, replay, err
+	}
+	if err := s.publishRequests(ctx, p, accepted.ID, pending); err != nil {
+		s.Log.Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+		return accepted, replay, fmt.Errorf("%w: %v", ErrNotQueued, err)
+	}
+	return accepted, replay, nil
+}
+
 // publishRequests queues the batch's PENDING payouts for the ledger stage.
-func (s *Server) publishRequests(r *http.Request, p merchant.Principal, batchID string, ids []string) error {
+func (s *Server) publishRequests(ctx context.Context, p merchant.Principal, batchID string, ids []string) error {
 	now := time.Now().UTC()
 	for start := 0; start < len(ids); start += publishChunk {
 		chunk := ids[start:min(start+publishChunk, len(ids))]
@@ -127,7 +148,7 @@ func (s *Server) publishRequests(r *http.Request, p merchant.Principal, batchID 
 				DisbursementID: id, MerchantID: p.MerchantID, Environment: p.Environment, BatchID: batchID, AcceptedAt: now,
 			})
 		}
-		if err := processor.Produce(r.Context(), s.Kafka, recs...); err != nil {
+		if err := processor.Produce(ctx, s.Kafka, recs...); err != nil {
 			return err
 		}
 	}

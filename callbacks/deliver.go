@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -366,4 +367,19 @@ func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 		log.Warn("callback batch attempt failed; will retry", "status_code", r.StatusCode, "err", r.Err,
 			"retry", counts[Pending], "lease_lost", counts["lease_lost"])
 	}
+}
+
+// TestType is the type of the callback Test sends.
+const TestType = "callback.test"
+
+// Test POSTs one signed callback of type TestType to url, as a delivery
+// would (the same signature, client and URL policy), and returns the
+// receiver's answer. Nothing is recorded: it is the dashboard's "send test
+// callback", for a merchant checking their receiver before payouts flow.
+func (w *Worker) Test(ctx context.Context, merchantID, environment, url string, now time.Time) Result {
+	w.init()
+	id := "cb_test_" + strconv.FormatInt(now.UnixNano(), 36)
+	body := encode(map[string]any{"id": id, "type": TestType, "created_at": now.UTC().Format(time.RFC3339),
+		"data": map[string]string{"message": "test callback from disburse; answer 2xx"}})
+	return w.post(ctx, Claimed{URL: url, MerchantID: merchantID, Environment: environment}, id, body)
 }

@@ -32,6 +32,9 @@ const exitEmbeddedPostgres = 3
 
 const demoMerchant = "demo"
 
+// demoShop is the merchant of the dashboard's demo user.
+const demoShop = "demo-shop"
+
 type devConfig struct {
 	apiAddr, operatorAddr, metricsAddr, banksimAddr string
 	dataDir, operatorToken, sandboxKey, postgresURL string
@@ -42,6 +45,8 @@ type devConfig struct {
 	access                                          accessConfig
 	callbacks                                       callbackConfig
 	reports                                         reportsConfig
+	dashboard                                       dashboardConfig
+	demoEmail, demoPassword                         string
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -62,6 +67,9 @@ func runDev(ctx context.Context, args []string) error {
 	c.access.register(fs, true)
 	c.callbacks.register(fs, true)
 	c.reports.register(fs)
+	c.dashboard.register(fs, "127.0.0.1:8083")
+	fs.StringVar(&c.demoEmail, "demo-email", "demo@example.com", "email of the dashboard's demo user (owner of the demo merchant)")
+	fs.StringVar(&c.demoPassword, "demo-password", "", "the demo user's password (default: generated and printed)")
 	// The demo's sandbox posts callbacks to local receivers.
 	insecure := fs.Lookup("callbacks-allow-insecure-sandbox")
 	_ = insecure.Value.Set("true")
@@ -84,6 +92,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if c.reports.addr == "" && c.reports.chdbPath == "" {
 		c.reports.chdbPath = filepath.Join(c.dataDir, "chdb") // the embedded default
+	}
+	if c.demoPassword == "" {
+		b := make([]byte, 9)
+		_, _ = rand.Read(b)
+		c.demoPassword = "demo-" + hex.EncodeToString(b)
 	}
 	if c.operatorToken == "" {
 		b := make([]byte, 16)
@@ -195,6 +208,20 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	dashURL, dash, err := startDashboard(&srv, apiServer, pool, c.dashboard, false)
+	if err != nil {
+		return err
+	}
+	if dash != nil {
+		// The demo user's business starts without disbursement, so that
+		// its first click is Aktivasi (README, Dashboard).
+		if err := merchant.NewStore(pool).Create(ctx, demoShop, "Demo Shop"); err != nil && !errors.Is(err, merchant.ErrExists) {
+			return err
+		}
+		if err := dash.Store.EnsureUser(ctx, demoShop, c.demoEmail, c.demoPassword); err != nil {
+			return err
+		}
+	}
 
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
 	var st stages
@@ -218,6 +245,8 @@ func runDev(ctx context.Context, args []string) error {
 	fmt.Printf(`
 disburse dev is running (Ctrl-C stops it)
 
+  dashboard      %[8]s
+                 sign in as %[9]s, password %[10]s
   merchant API   http://%[1]s
   operator API   http://%[2]s   (token: %[3]s)
   metrics        http://%[4]s/metrics
@@ -235,7 +264,7 @@ Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
   curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
-`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
+`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key, dashURL, c.demoEmail, c.demoPassword)
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")

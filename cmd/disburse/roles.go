@@ -24,7 +24,9 @@ func runAPI(ctx context.Context, args []string) error {
 	var access accessConfig
 	var cb callbackConfig
 	var rc reportsConfig
+	var dc dashboardConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	dc.register(fs, "")
 	c.register(fs)
 	access.register(fs, false)
 	cb.register(fs, false)
@@ -107,7 +109,11 @@ func runAPI(ctx context.Context, args []string) error {
 	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
 		return err
 	}
-	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr)
+	dashURL, _, err := startDashboard(&srv, s, pool, dc, true)
+	if err != nil {
+		return err
+	}
+	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr, "dashboard", dashURL)
 	<-ctx.Done()
 	slog.Info("api stopping: finishing in-flight requests")
 	return nil

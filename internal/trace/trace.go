@@ -25,6 +25,7 @@ type Step struct {
 	At     time.Time
 	Source string // request, event, ledger, bank, lease, callback, attempt
 	What   string
+	Ref    string // the callback id of callback and attempt steps
 }
 
 // Timeline is a payout's story, oldest first.
@@ -62,7 +63,7 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 	if batch != nil {
 		what += " in batch " + *batch
 	}
-	t.Steps = append(t.Steps, Step{created, "request", what})
+	t.Steps = append(t.Steps, Step{At: created, Source: "request", What: what})
 
 	queries := []struct {
 		source string
@@ -112,6 +113,7 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 			var n int
 			var delivered *time.Time
 			err := r.Scan(&s.At, &cid, &typ, &st, &n, &delivered)
+			s.Ref = cid
 			s.What = fmt.Sprintf("callback %s %s: %s after %d attempt(s)", cid, typ, st, n)
 			if delivered != nil {
 				s.What += ", delivered " + delivered.Sub(s.At).Round(time.Millisecond).String() + " after queueing"
@@ -125,6 +127,7 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 			var ms int
 			var code *int
 			err := r.Scan(&s.At, &cid, &ms, &code, &errText)
+			s.Ref = cid
 			answer := "no HTTP answer"
 			if code != nil {
 				answer = fmt.Sprintf("HTTP %d", *code)
