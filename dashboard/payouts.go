@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,7 +29,7 @@ const searchPage = 50
 type payoutsView struct {
 	Q        searchForm
 	Results  []payout.Disbursement
-	Next     string // query string of the next page
+	Next     template.URL // the next page's link (its query string is built here, escaped)
 	Statuses []payout.Status
 	Banks    []string
 	Searched bool
@@ -122,7 +123,7 @@ func (s *Server) payouts(w http.ResponseWriter, r *http.Request, rq *request) {
 	if next != "" {
 		nq := r.URL.Query()
 		nq.Set("cursor", next)
-		v.Next = nq.Encode()
+		v.Next = template.URL("/payouts?" + nq.Encode())
 	}
 	s.view(w, r, rq, "payouts", "payouts", "pay.title", v, "", "")
 }

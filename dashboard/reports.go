@@ -19,7 +19,6 @@ type reportsView struct {
 	Available         bool
 	Rows              []reports.SummaryRow
 	Chart             chart
-	CSVQuery          string
 }
 
 // chart is a bar chart drawn as inline SVG on the server: no script, no
@@ -106,7 +105,6 @@ func (s *Server) reports(w http.ResponseWriter, r *http.Request, rq *request) {
 		groupBy = reports.ByDay
 	}
 	v.GroupBy = groupBy
-	v.CSVQuery = "from=" + v.From + "&to=" + v.To
 	if !v.Available {
 		s.view(w, r, rq, "reports", "reports", "rep.title", v, "", T(rq.lang, "rep.unavailable"))
 		return

@@ -42,6 +42,7 @@ type pipeline struct {
 	bank     *banksim.Server
 	api      *httptest.Server
 	operator *httptest.Server
+	server   *api.Server // the API's server behind api and operator
 	guard    *connectors.Guard
 	meter    *bankMeter
 	reports  *reports.Store
@@ -162,6 +163,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	// The pipeline tests and benchmarks send faster than a merchant's default
 	// budget; the rate limits have tests of their own (api/access_test.go).
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}
+	p.server = apiSrv
 	p.api = httptest.NewServer(apiSrv.Handler())
 	p.operator = httptest.NewServer(apiSrv.OperatorHandler())
 	p.stop = func() {
