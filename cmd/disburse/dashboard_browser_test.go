@@ -501,6 +501,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	if n != float64(10) {
 		t.Errorf("search by batch and status FAILED found %v rows, want 10", n)
 	}
+	// By bank and date (today in Jakarta): pages of 50, newest first.
+	today := time.Now().In(time.FixedZone("WIB", 7*3600)).Format(time.DateOnly)
+	b.open("/payouts", "#bank_code")
+	b.do(chromedp.SetValue(chromedp.CSS("#bank_code"), "bca"))
+	b.fill("#from", today)
+	b.fill("#to", today)
+	b.submit("#search", "#results")
+	b.eval(`document.querySelectorAll("#results tbody tr").length`, &n)
+	if n != float64(50) {
+		t.Errorf("search by bank and date found %v rows on the first page, want 50", n)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`a[href^="/payouts?"]`)), chromedp.WaitVisible(chromedp.CSS("#results")))
+	if first := b.text("#results tbody tr td"); !strings.HasPrefix(first, "dash-row-") {
+		t.Errorf("second page starts with %q", first)
+	}
 	b.open("/payouts", "#reference_id")
 	b.fill("#reference_id", "dash-row-17")
 	b.submit("#search", "#results")
@@ -515,6 +530,25 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("bank calls: %q", calls)
 	}
 	b.check("payout")
+	// Its callback (recorded by the callback stage moments after the
+	// payout ended) can be sent again.
+	payoutPath := b.evalString(`location.pathname`)
+	for i := 0; ; i++ {
+		var has any
+		b.eval(`!!document.querySelector('form[action$="/redeliver"] button')`, &has)
+		if has == true {
+			break
+		}
+		if i == 40 {
+			t.Fatal("the payout's callback never appeared on its page")
+		}
+		time.Sleep(250 * time.Millisecond)
+		b.open(payoutPath, "#payout-status")
+	}
+	b.submit(`form[action$="/redeliver"] button`, ".flash")
+	if f := b.text(".flash"); !strings.Contains(f, "queued for redelivery") {
+		t.Errorf("redeliver answered %q", f)
+	}
 
 	// Reports: the sink fills ClickHouse within seconds; the chart, the
 	// table and the CSV download.
