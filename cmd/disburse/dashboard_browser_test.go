@@ -602,6 +602,22 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Sign out ends the session.
 	b.submit("header form[action='/logout'] button", "#email")
 	b.open("/settings", "#email")
+
+	// A forgotten password: the operator issues a link, the user sets a
+	// new password through it and signs in with it.
+	code, out, _ = call(t, p.operator.URL, "", "POST", "/operator/v1/users/password-reset",
+		map[string]string{"Authorization": "Bearer " + testOperatorToken}, map[string]string{"email": "owner@toko.example"})
+	link, _ := out["reset_url"].(string)
+	if code != 201 || !strings.HasPrefix(link, "http://dashboard.test/reset?token=") {
+		t.Fatalf("password reset link: %d %v", code, out)
+	}
+	b.open(strings.Replace(link, "http://dashboard.test", "", 1), "#password")
+	b.check("reset")
+	b.fill("#password", "a brand new password")
+	b.submit(`button[type=submit].primary`, "#email")
+	b.fill("#email", "owner@toko.example")
+	b.fill("#password", "a brand new password")
+	b.submit(`button[type=submit].primary`, "#available")
 }
 
 func (b *browser) evalString(js string) string {
