@@ -1,10 +1,13 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -339,5 +342,67 @@ func TestMessagesComplete(t *testing.T) {
 				t.Errorf("%s uses %q, missing from messages", e.Name(), m[1])
 			}
 		}
+	}
+}
+
+// upload posts a CSV to /batches/upload as the browser's form does.
+func (c *client) upload(csrf, name string, body []byte) (int, string) {
+	c.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("csrf", csrf)
+	fw, _ := mw.CreateFormFile("file", name)
+	_, _ = fw.Write(body)
+	_ = mw.Close()
+	resp, err := c.c.Post(c.base+"/batches/upload", mw.FormDataContentType(), &buf)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func rowsCSV(n int, invalidAt int) []byte {
+	var sb strings.Builder
+	sb.WriteString("reference_id,bank_code,account_number,amount\n")
+	for i := 1; i <= n; i++ {
+		amount := 15000 + i%1000
+		if i == invalidAt {
+			amount = -1
+		}
+		fmt.Fprintf(&sb, "r-%d,bca,12%08d,%d\n", i, i, amount)
+	}
+	return []byte(sb.String())
+}
+
+// TestUploadChecksBigFiles: a 100,000-row file is checked, its invalid
+// row listed and nothing sent; a 100,001-row file is refused whole.
+func TestUploadChecksBigFiles(t *testing.T) {
+	s, hs := testServer(t, nil)
+	c := newClient(t, hs.URL)
+	c.post("/signup", url.Values{"csrf": {c.csrf("/signup")}, "business": {"Toko"}, "email": {"o@toko.example"}, "password": {"long enough pw"}})
+	c.post("/disbursement/activate", url.Values{"csrf": {c.csrf("/disbursement")}})
+	csrf := c.csrf("/batches")
+
+	start := time.Now()
+	code, body := c.upload(csrf, "big.csv", rowsCSV(100_000, 4242))
+	if code != http.StatusOK || !strings.Contains(body, "<strong>99999</strong>") || !strings.Contains(body, `id="invalid-count"><strong>1</strong>`) {
+		t.Fatalf("100,000-row upload: %d\n%.2000s", code, body)
+	}
+	if i := strings.Index(body, `id="row-errors"`); i < 0 {
+		t.Fatal("no row errors table")
+	} else if tbl := body[i:]; !regexp.MustCompile(`<td class="num">4242</td><td class="mono">amount</td>`).MatchString(tbl) {
+		t.Logf("%.600s", tbl)
+		t.Error("the invalid row (data row 4242) is not listed with its field")
+	}
+	t.Logf("checked 100,000 rows in %s", time.Since(start).Round(time.Millisecond))
+	var n int
+	if err := s.Store.db.QueryRow(context.Background(), `SELECT count(*) FROM disbursements`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d payouts after a check (err %v), want none", n, err)
+	}
+	code, body = c.upload(csrf, "too-big.csv", rowsCSV(100_001, 0))
+	if code != http.StatusOK || !strings.Contains(body, "100.000 baris") {
+		t.Fatalf("100,001-row upload: %d %.500s", code, body)
 	}
 }

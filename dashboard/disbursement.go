@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/disburse/disburse/api"
@@ -11,7 +13,7 @@ import (
 	"github.com/disburse/disburse/payout"
 )
 
-// statementRows is how many movements the Disbursement menu lists.
+// statementRows is how many movements one page of the statement lists.
 const statementRows = 50
 
 type disbursementView struct {
@@ -19,7 +21,9 @@ type disbursementView struct {
 	Requested   time.Time // production: when the merchant asked
 	Balance     ledger.Balance
 	Statement   []ledger.StatementLine
-	NewKey      string // the sandbox secret key, shown once after Aktivasi
+	Day         string       // the statement's day (Jakarta), YYYY-MM-DD
+	Next        template.URL // the statement's next page
+	NewKey      string       // the sandbox secret key, shown once after Aktivasi
 	DemoDeposit int64
 }
 
@@ -49,44 +53,30 @@ func (s *Server) showDisbursement(w http.ResponseWriter, r *http.Request, rq *re
 			s.internal(w, r, rq.lang, err)
 			return
 		}
-		// The newest movements: the statement is read oldest first, so
-		// start from a week back and keep the last page's tail.
-		lines, err := s.latestStatement(r, rq)
+		// One day's movements (Jakarta), a page at a time, read as
+		// GET /v1/balance/transactions reads them: bounded work per view
+		// however busy the balance is.
+		day, ok := parseDay(r.URL.Query().Get("day"), 0)
+		if !ok || day.IsZero() {
+			y, m, d := s.now().In(jakarta).Date()
+			day = time.Date(y, m, d, 0, 0, 0, 0, jakarta)
+		}
+		v.Day = day.Format(time.DateOnly)
+		after, err := ledger.ParseStatementCursor(r.URL.Query().Get("cursor"))
 		if err != nil {
+			after = 0
+		}
+		lines, next, err := s.API.StatementPage(ctx, rq.principal(), day, day.AddDate(0, 0, 1), after, statementRows)
+		if err != nil && !errors.Is(err, ledger.ErrNoAccounts) {
 			s.internal(w, r, rq.lang, err)
 			return
 		}
 		v.Statement = lines
+		if next != 0 {
+			v.Next = template.URL("/disbursement?" + url.Values{"day": {v.Day}, "cursor": {ledger.StatementCursor(next)}}.Encode())
+		}
 	}
 	s.view(w, r, rq, "disbursement", "disbursement", "disb.title", v, flash, "")
-}
-
-// latestStatement reads the last statementRows movements, newest first.
-func (s *Server) latestStatement(r *http.Request, rq *request) ([]ledger.StatementLine, error) {
-	var all []ledger.StatementLine
-	var after int64
-	from := s.now().Add(-30 * 24 * time.Hour)
-	for {
-		page, next, err := s.API.StatementPage(r.Context(), rq.principal(), from, time.Time{}, after, 1000)
-		if errors.Is(err, ledger.ErrNoAccounts) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page...)
-		if len(all) > statementRows {
-			all = all[len(all)-statementRows:]
-		}
-		if next == 0 {
-			break
-		}
-		after = next
-	}
-	for i, j := 0, len(all)-1; i < j; i, j = i+1, j-1 {
-		all[i], all[j] = all[j], all[i]
-	}
-	return all, nil
 }
 
 // activate is Aktivasi: the sandbox on at once with the demo deposit, its
