@@ -93,7 +93,7 @@ var messages = map[string][2]string{
 	"col.day":               {"Hari", "Day"},
 	"col.what":              {"Kejadian", "What"},
 	"col.rows":              {"Baris", "Rows"},
-	"col.row":               {"Baris", "Row"},
+	"col.row":               {"Baris (tanpa header)", "Row (header not counted)"},
 	"col.field":             {"Kolom", "Field"},
 	"col.error":             {"Kesalahan", "Error"},
 	"col.progress":          {"Kemajuan", "Progress"},
