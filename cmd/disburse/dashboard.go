@@ -2,8 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,29 +21,29 @@ func (d *dashboardConfig) register(fs *flag.FlagSet, defAddr string) {
 }
 
 // startDashboard serves the dashboard on the API server s (the same
-// stores and validation) and lets the operator API reach its users.
+// stores and validation) and lets the operator API reach its users;
+// call it before the operator API starts serving.
 // secure marks its cookies Secure (every role but dev on loopback http).
 func startDashboard(srv *servers, s *api.Server, pool *pgxpool.Pool, c dashboardConfig, secure bool) (string, *dashboard.Server, error) {
 	if c.addr == "" {
 		return "", nil, nil
 	}
-	ln, err := net.Listen("tcp", c.addr) // learn the port before the reset links need it
+	d, err := dashboard.New(s, pool, c.url, secure)
 	if err != nil {
-		return "", nil, fmt.Errorf("dashboard listener on %s: %w (choose another address with --dashboard-addr)", c.addr, err)
+		return "", nil, err
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr, err := srv.start("dashboard", c.addr, d.Handler())
+	if err != nil {
+		return "", nil, err
+	}
+	// Reset links name the public URL; by default the listener's own
+	// address (known only now, for a :0 port). Set before the operator
+	// API starts serving, the only reader.
 	url := strings.TrimRight(c.url, "/")
 	if url == "" {
-		url = "http://" + addr
+		url = "http://" + addr.String()
 	}
-	d, err := dashboard.New(s, pool, url, secure)
-	if err != nil {
-		return "", nil, err
-	}
+	d.Store.BaseURL = url
 	s.Dashboard = d.Store
-	if _, err := srv.start("dashboard", addr, d.Handler()); err != nil {
-		return "", nil, err
-	}
 	return url, d, nil
 }

@@ -196,18 +196,7 @@ func runDev(ctx context.Context, args []string) error {
 	if rs != nil {
 		apiServer.Reports = rs
 	}
-	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
-	if err != nil {
-		return err
-	}
-	opAddr, err := srv.start("operator", c.operatorAddr, apiServer.OperatorHandler())
-	if err != nil {
-		return err
-	}
-	metricsAddr, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer))
-	if err != nil {
-		return err
-	}
+	// The dashboard first: the operator API reads apiServer.Dashboard.
 	dashURL, dash, err := startDashboard(&srv, apiServer, pool, c.dashboard, false)
 	if err != nil {
 		return err
@@ -221,6 +210,18 @@ func runDev(ctx context.Context, args []string) error {
 		if err := dash.Store.EnsureUser(ctx, demoShop, c.demoEmail, c.demoPassword); err != nil {
 			return err
 		}
+	}
+	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
+	if err != nil {
+		return err
+	}
+	opAddr, err := srv.start("operator", c.operatorAddr, apiServer.OperatorHandler())
+	if err != nil {
+		return err
+	}
+	metricsAddr, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer))
+	if err != nil {
+		return err
 	}
 
 	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))

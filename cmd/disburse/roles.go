@@ -100,6 +100,11 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	var srv servers
 	defer srv.shutdown()
+	// The dashboard first: the operator API reads s.Dashboard.
+	dashURL, _, err := startDashboard(&srv, s, pool, dc, true)
+	if err != nil {
+		return err
+	}
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
 		return err
 	}
@@ -107,10 +112,6 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
-		return err
-	}
-	dashURL, _, err := startDashboard(&srv, s, pool, dc, true)
-	if err != nil {
 		return err
 	}
 	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr, "dashboard", dashURL)
