@@ -86,6 +86,14 @@ func parseUpload(lang string, body []byte, ref, mode string) (*batch.Parsed, str
 // upload validates a CSV and shows the check: the invalid rows, before
 // anything is sent. The file is kept until the user sends it.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
+	if active, err := s.environmentActive(r.Context(), rq); err != nil || !active {
+		if err != nil {
+			s.internal(w, r, rq.lang, err)
+			return
+		}
+		s.showBatches(w, r, rq, T(rq.lang, "err.notactive"))
+		return
+	}
 	f, hdr, err := r.FormFile("file")
 	if err != nil {
 		s.showBatches(w, r, rq, T(rq.lang, "batch.nofile"))

@@ -382,8 +382,11 @@ func TestUploadChecksBigFiles(t *testing.T) {
 	s, hs := testServer(t, nil)
 	c := newClient(t, hs.URL)
 	c.post("/signup", url.Values{"csrf": {c.csrf("/signup")}, "business": {"Toko"}, "email": {"o@toko.example"}, "password": {"long enough pw"}})
-	c.post("/disbursement/activate", url.Values{"csrf": {c.csrf("/disbursement")}})
 	csrf := c.csrf("/batches")
+	if code, body := c.upload(csrf, "early.csv", rowsCSV(3, 0)); code != http.StatusOK || !strings.Contains(body, "belum aktif") {
+		t.Fatalf("upload before Aktivasi: %d, want the page saying the environment is not active", code)
+	}
+	c.post("/disbursement/activate", url.Values{"csrf": {c.csrf("/disbursement")}})
 
 	start := time.Now()
 	code, body := c.upload(csrf, "big.csv", rowsCSV(100_000, 4242))
