@@ -32,7 +32,8 @@ func startDashboard(srv *servers, s *api.Server, pool *pgxpool.Pool, c dashboard
 	if err != nil {
 		return "", nil, err
 	}
-	addr, err := srv.start("dashboard", c.addr, d.Handler())
+	// Plain: the API listener's JSON error shape is not for browsers.
+	addr, err := srv.startPlain("dashboard", c.addr, d.Handler())
 	if err != nil {
 		return "", nil, err
 	}
