@@ -88,12 +88,7 @@ func (s *Server) showSettings(w http.ResponseWriter, r *http.Request, rq *reques
 // for the API's grace period.
 func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, rq *request) {
 	rot, err := s.API.Merchants.RotateKeyAs(r.Context(), rq.MerchantID, rq.Environment, rq.Actor(), s.now(), s.API.KeyGrace())
-	if errors.Is(err, merchant.ErrNotFound) {
-		s.fail(w, r, rq, http.StatusConflict, T(rq.lang, "err.notactive"))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, rq.lang, err)
+	if s.settingsFailed(w, r, rq, err) {
 		return
 	}
 	s.Log.Info("secret key rotated from the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
@@ -145,18 +140,27 @@ func (s *Server) changeSettings(w http.ResponseWriter, r *http.Request, rq *requ
 // the receiver's answer.
 func (s *Server) testCallback(w http.ResponseWriter, r *http.Request, rq *request) {
 	a, err := s.API.Merchants.Access(r.Context(), rq.MerchantID, rq.Environment, s.now())
-	if errors.Is(err, merchant.ErrNotFound) {
-		s.fail(w, r, rq, http.StatusConflict, T(rq.lang, "err.notactive"))
-		return
-	}
-	if err != nil {
-		s.internal(w, r, rq.lang, err)
+	if s.settingsFailed(w, r, rq, err) {
 		return
 	}
 	res := s.Callbacks.Test(r.Context(), rq.MerchantID, rq.Environment, a.CallbackURL, s.now())
 	s.Log.Info("test callback sent", "merchant_id", rq.MerchantID, "environment", rq.Environment, "user_id", rq.ID,
 		"status_code", res.StatusCode, "err", res.Err)
 	s.showSettings(w, r, rq, settingsView{Test: &res}, "", "")
+}
+
+// settingsFailed answers an action on an environment that failed: 409 when
+// the environment is not active, 500 otherwise. It reports whether it answered.
+func (s *Server) settingsFailed(w http.ResponseWriter, r *http.Request, rq *request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, merchant.ErrNotFound):
+		s.fail(w, r, rq, http.StatusConflict, T(rq.lang, "err.notactive"))
+	default:
+		s.internal(w, r, rq.lang, err)
+	}
+	return true
 }
 
 func fieldMessage(fes []payout.FieldError) string {
