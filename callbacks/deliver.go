@@ -238,8 +238,8 @@ func (w *Worker) attempt(ctx context.Context, c Claimed) {
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
 	status, err := w.Store.Finish(ctx, c, r, w.retryIn(c.Attempts+1))
-	log := w.Log.With("callback_id", c.ID, "merchant_id", c.MerchantID, "environment", c.Environment,
-		"type", c.Type, "attempt", c.Attempts+1)
+	log := w.Log.With("callback_id", c.ID, subjectKey(c.Type), c.SubjectID, "request_id", c.RequestID,
+		"merchant_id", c.MerchantID, "environment", c.Environment, "type", c.Type, "attempt", c.Attempts+1)
 	if err != nil {
 		// The lease expires and the callback is tried again.
 		log.Error("record callback attempt", "err", err)
@@ -261,13 +261,23 @@ func (w *Worker) attempt(ctx context.Context, c Claimed) {
 	}
 }
 
-// send POSTs the callback once.
-func (w *Worker) send(ctx context.Context, c Claimed) Result {
-	return w.post(ctx, c, c.ID, c.Body)
+// subjectKey is the log attribute naming what a callback of typ announces.
+func subjectKey(typ string) string {
+	if typ == TypeBatchCompleted {
+		return "batch_id"
+	}
+	return "disbursement_id"
 }
 
-// post sends body, signed, to c's endpoint once, with X-Callback-Id id.
-func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Result {
+// send POSTs the callback once, with the X-Request-Id of the call that
+// created its payout or batch, so the merchant can quote one id for both.
+func (w *Worker) send(ctx context.Context, c Claimed) Result {
+	return w.post(ctx, c, c.ID, c.RequestID, c.Body)
+}
+
+// post sends body, signed, to c's endpoint once, with X-Callback-Id id and,
+// when not empty, X-Request-Id requestID.
+func (w *Worker) post(ctx context.Context, c Claimed, id, requestID string, body []byte) Result {
 	r := Result{URL: c.URL, StartedAt: time.Now()}
 	fail := func(format string, args ...any) Result {
 		r.Err = fmt.Sprintf(format, args...)
@@ -293,6 +303,9 @@ func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Re
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "disburse-callbacks/1")
 	req.Header.Set("X-Callback-Id", id)
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
+	}
 	req.Header.Set(signature.HeaderName, signature.Sign(time.Now(), body, secrets...))
 	client := w.strict
 	if w.Policy.Relaxed(c.Environment) {
@@ -324,7 +337,7 @@ func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Re
 func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 	id, body := BatchBody(group)
 	inFlight.Inc()
-	r := w.post(ctx, group[0], id, body)
+	r := w.post(ctx, group[0], id, "", body) // many payouts: each event's request id is in the log below
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
 	attempts := 0
@@ -346,6 +359,10 @@ func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 			status = "lease_lost"
 		}
 		counts[status]++
+		// One line per callback, so a payout's request id finds its
+		// delivery; the summary line below is about the POST.
+		log.Info("callback in batch attempt", "callback_id", c.ID, subjectKey(c.Type), c.SubjectID,
+			"request_id", c.RequestID, "type", c.Type, "outcome", status)
 		switch status {
 		case Delivered:
 			deliveries.WithLabelValues("delivered").Inc()

@@ -55,7 +55,9 @@ func NewStore(db *pgxpool.Pool) *Store {
 // Enqueue records callbacks to deliver, each once: a callback id already
 // recorded is skipped, so a redelivered event changes nothing. Callbacks of
 // environments without a callback_url are not recorded (the events feed
-// still has the change). It returns how many were recorded.
+// still has the change). Each callback takes the request id of what it
+// announces (the payout's or the batch's X-Request-Id), for its delivery
+// logs and its POST. It returns how many were recorded.
 func (s *Store) Enqueue(ctx context.Context, cbs []New) (int, error) {
 	if len(cbs) == 0 {
 		return 0, nil
@@ -67,15 +69,17 @@ func (s *Store) Enqueue(ctx context.Context, cbs []New) (int, error) {
 		ids[i], merchants[i], envs[i], types[i], subjects[i], bodies[i], ats[i] = c.ID, c.MerchantID, c.Environment, c.Type, c.SubjectID, c.Body, c.EventAt
 	}
 	tag, err := s.db.Exec(ctx, `
-		INSERT INTO callbacks (id, merchant_id, environment, type, subject_id, body, event_at, retry_until)
+		INSERT INTO callbacks (id, merchant_id, environment, type, subject_id, body, event_at, retry_until, request_id)
 		SELECT n.id, n.merchant_id, n.environment, n.type, n.subject_id, n.body, n.event_at,
-			now() + make_interval(secs => $8)
+			now() + make_interval(secs => $8),
+			coalesce(CASE WHEN n.type = $9 THEN (SELECT b.request_id FROM batches b WHERE b.id = n.subject_id)
+				ELSE (SELECT d.request_id FROM disbursements d WHERE d.id = n.subject_id) END, '')
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::timestamptz[])
 			AS n (id, merchant_id, environment, type, subject_id, body, event_at)
 		JOIN merchant_environments me ON me.merchant_id = n.merchant_id AND me.environment = n.environment
 		WHERE me.callback_url <> ''
 		ON CONFLICT (id) DO NOTHING`,
-		ids, merchants, envs, types, subjects, bodies, ats, s.RetryFor.Seconds())
+		ids, merchants, envs, types, subjects, bodies, ats, s.RetryFor.Seconds(), TypeBatchCompleted)
 	if err != nil {
 		return 0, fmt.Errorf("record callbacks: %w", err)
 	}
@@ -102,6 +106,8 @@ type Claimed struct {
 	Attempts                          int // attempts made before this one
 	EventAt                           time.Time
 	URL                               string // the environment's callback_url now
+	SubjectID                         string // the disbursement or batch announced
+	RequestID                         string // X-Request-Id of the call that created it
 	lease                             int64
 }
 
@@ -137,7 +143,7 @@ func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, leaseFor time
 		FROM picked, merchant_environments me
 		WHERE c.id = picked.id AND c.status = 'pending' AND c.leased_until <= now()
 			AND me.merchant_id = c.merchant_id AND me.environment = c.environment
-		RETURNING c.id, c.merchant_id, c.environment, c.type, c.body, c.attempts, c.event_at, me.callback_url, c.lease`,
+		RETURNING c.id, c.merchant_id, c.environment, c.type, c.subject_id, c.body, c.attempts, c.event_at, me.callback_url, c.request_id, c.lease`,
 		perEndpoint, limit, lease, leaseFor.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim callbacks: %w", err)
@@ -150,7 +156,7 @@ func scanClaimed(rows pgx.Rows, lease int64) ([]Claimed, error) {
 	var out []Claimed
 	for rows.Next() {
 		c := Claimed{lease: lease}
-		if err := rows.Scan(&c.ID, &c.MerchantID, &c.Environment, &c.Type, &c.Body, &c.Attempts, &c.EventAt, &c.URL, &c.lease); err != nil {
+		if err := rows.Scan(&c.ID, &c.MerchantID, &c.Environment, &c.Type, &c.SubjectID, &c.Body, &c.Attempts, &c.EventAt, &c.URL, &c.RequestID, &c.lease); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
@@ -195,7 +201,7 @@ func (s *Store) ClaimBatches(ctx context.Context, maxPosts, perEndpoint int, lea
 		FROM grouped, merchant_environments me
 		WHERE c.id = grouped.id AND grouped.k <= $2 AND c.status = 'pending' AND c.leased_until <= now()
 			AND me.merchant_id = c.merchant_id AND me.environment = c.environment
-		RETURNING c.id, c.merchant_id, c.environment, c.type, c.body, c.attempts, c.event_at, me.callback_url, c.lease`,
+		RETURNING c.id, c.merchant_id, c.environment, c.type, c.subject_id, c.body, c.attempts, c.event_at, me.callback_url, c.request_id, c.lease`,
 		perEndpoint, maxPosts, base, leaseFor.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim callback batches: %w", err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,21 @@ import (
 	"github.com/disburse/disburse/schemas/events"
 )
 
+// instanceName names this process for Postgres (application_name, at
+// most 63 bytes): role@host/pid, such as worker@disburse-7c9f-x2kqz/1.
+func instanceName() string {
+	role := "disburse"
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		role = os.Args[1]
+	}
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("%s@%s/%d", role, host, os.Getpid())
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
 // openPostgres connects and checks the connection.
 func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -44,6 +60,12 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// The rows a connection writes in a payout's story carry it
+		// (the actor columns, migration 00017): disburse trace shows
+		// which role and instance wrote each step.
+		cfg.ConnConfig.RuntimeParams["application_name"] = instanceName()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
