@@ -37,22 +37,7 @@ type InFlight struct {
 }
 
 // Run samples until ctx ends, the first time at once.
-func (f *InFlight) Run(ctx context.Context) {
-	every := f.Every
-	if every <= 0 {
-		every = 15 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		f.Sample(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (f *InFlight) Run(ctx context.Context) { repeat(ctx, f.Every, f.Sample) }
 
 // Sample sets the gauges once. A bank whose payouts all finished reads 0
 // (not a vanished series, which a graph would show as a gap). A failed
