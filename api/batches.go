@@ -44,7 +44,13 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 	if mt == "text/csv" {
 		header.ReferenceID, header.Mode = q.Get("reference_id"), q.Get("mode")
 	} else if q.Has("reference_id") || q.Has("mode") {
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id and mode in its body, not the query"))
+		var fields []payout.FieldError
+		for _, name := range []string{"reference_id", "mode"} {
+			if q.Has(name) {
+				fields = append(fields, payout.FieldError{Field: name, Code: "CSV_ONLY", Message: "a JSON batch carries " + name + " in its body, not the query"})
+			}
+		}
+		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id and mode in its body, not the query", fields...))
 		return
 	}
 	// The idempotency fingerprint covers the raw body and, for CSV, the query.
