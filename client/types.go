@@ -73,6 +73,13 @@ type RowError struct {
 	Message string `json:"message"`
 }
 
+// BatchCancel is the answer to CancelBatch.
+type BatchCancel struct {
+	BatchID      string `json:"batch_id"`
+	Cancelled    int    `json:"cancelled"`
+	NotCancelled int    `json:"not_cancelled"`
+}
+
 // BatchAccepted answers a batch creation.
 type BatchAccepted struct {
 	ID             string     `json:"id"`
