@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -155,7 +156,9 @@ func strBody(s string) func() io.Reader {
 // TestBatchRequestID: the X-Request-Id of a batch create reaches the
 // batch and every item: stored on each (disburse trace shows it) and
 // carried as the request_id header of each item's request record (the
-// stages log it). A payout inserted afterwards outside a batch gets none.
+// stages log it), beside a disbursement_id header; a single create's
+// record carries both too. A payout inserted afterwards outside a batch
+// gets no request id.
 func TestBatchRequestID(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -189,22 +192,48 @@ func TestBatchRequestID(t *testing.T) {
 	defer cons.Close()
 	pollCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	headers := map[string]string{}
-	for len(headers) < 3 && pollCtx.Err() == nil {
+	single := e.callWith(t, e.key, "POST", e.srv.URL+"/v1/disbursements", validBody, func(r *http.Request) {
+		r.Header.Set("Idempotency-Key", "single-rid")
+		r.Header.Set("X-Request-Id", "rid-single-7")
+	})
+	if single.status != 202 {
+		t.Fatalf("single: %d %s", single.status, single.raw)
+	}
+	want := map[string]string{single.body["id"].(string): "rid-single-7"}
+	rows, err := e.pool.Query(ctx, `SELECT id FROM disbursements WHERE batch_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(items) != 3 {
+		t.Fatalf("items %v %v", items, err)
+	}
+	for _, d := range items {
+		want[d] = "rid-batch-7"
+	}
+	type hdrs struct{ rid, did string }
+	got := map[string]hdrs{}
+	for len(got) < len(want) && pollCtx.Err() == nil {
 		fs := cons.PollFetches(pollCtx)
 		fs.EachRecord(func(r *kgo.Record) {
 			var ev events.Request
-			if json.Unmarshal(r.Value, &ev) == nil && ev.BatchID == id {
-				headers[ev.DisbursementID] = processor.RequestIDOf(r)
+			if json.Unmarshal(r.Value, &ev) == nil && want[ev.DisbursementID] != "" {
+				h := hdrs{rid: processor.RequestIDOf(r)}
+				for _, x := range r.Headers {
+					if x.Key == processor.DisbursementIDHeader {
+						h.did = string(x.Value)
+					}
+				}
+				got[ev.DisbursementID] = h
 			}
 		})
 	}
-	if len(headers) != 3 {
-		t.Fatalf("%d of 3 item requests read from Kafka", len(headers))
+	if len(got) != len(want) {
+		t.Fatalf("%d of %d request records read from Kafka", len(got), len(want))
 	}
-	for d, rid := range headers {
-		if rid != "rid-batch-7" {
-			t.Errorf("request record of %s: request_id header %q", d, rid)
+	for d, h := range got {
+		if h.rid != want[d] || h.did != d {
+			t.Errorf("request record of %s: headers request_id %q, disbursement_id %q; want %q and the id", d, h.rid, h.did, want[d])
 		}
 	}
 }

@@ -150,9 +150,9 @@ func (s *Server) publishRequests(ctx context.Context, p merchant.Principal, batc
 		chunk := ids[start:min(start+publishChunk, len(ids))]
 		recs := make([]*kgo.Record, len(chunk))
 		for i, id := range chunk {
-			recs[i] = processor.JSONRecord(s.Topics.Requests, p.MerchantID, events.Request{
+			recs[i] = processor.WithDisbursementID(processor.JSONRecord(s.Topics.Requests, p.MerchantID, events.Request{
 				DisbursementID: id, MerchantID: p.MerchantID, Environment: p.Environment, BatchID: batchID, AcceptedAt: now,
-			})
+			}), id)
 		}
 		if err := processor.Produce(ctx, s.Kafka, recs...); err != nil {
 			return err
