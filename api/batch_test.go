@@ -231,6 +231,14 @@ func TestBatchRequestID(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d of %d request records read from Kafka", len(got), len(want))
 	}
+	for _, line := range []string{
+		`msg="batch accepted" request_id=rid-batch-7 batch_id=` + id,
+		`msg="payout accepted" request_id=rid-single-7 disbursement_id=` + single.body["id"].(string),
+	} {
+		if !strings.Contains(e.logs.String(), line) {
+			t.Errorf("API log lacks %q", line)
+		}
+	}
 	for d, h := range got {
 		if h.rid != want[d] || h.did != d {
 			t.Errorf("request record of %s: headers request_id %q, disbursement_id %q; want %q and the id", d, h.rid, h.did, want[d])

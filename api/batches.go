@@ -115,7 +115,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 	if replay {
 		w.Header().Set("Idempotent-Replayed", "true")
 	} else {
-		s.Log.Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
+		s.logFor(r.Context()).Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
 			"items", accepted.ItemCount, "rejected", accepted.RejectedCount, "duplicates", accepted.DuplicateCount)
 	}
 	w.Header().Set("Location", "/v1/batches/"+accepted.ID)
@@ -137,7 +137,7 @@ func (s *Server) SubmitBatch(ctx context.Context, p merchant.Principal, key stri
 		return accepted, replay, err
 	}
 	if err := s.publishRequests(ctx, p, accepted.ID, pending); err != nil {
-		s.Log.Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+		s.logFor(ctx).Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
 		return accepted, replay, fmt.Errorf("%w: %v", ErrNotQueued, err)
 	}
 	return accepted, replay, nil

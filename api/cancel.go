@@ -41,7 +41,7 @@ func (s *Server) cancelDisbursement(w http.ResponseWriter, r *http.Request, p me
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
-		s.Log.Info("payout cancelled", "disbursement_id", d.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
+		s.logFor(r.Context()).Info("payout cancelled", "disbursement_id", d.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
 		writeJSON(w, http.StatusOK, d)
 	}
 }
@@ -79,7 +79,7 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		s.internalError(w, r, err)
 		return
 	}
-	s.Log.Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
+	s.logFor(r.Context()).Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"cancelled", done, "not_cancelled", kept)
 	writeJSON(w, http.StatusOK, BatchCancel{BatchID: id, Cancelled: done, NotCancelled: kept})
 }
