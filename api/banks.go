@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -213,13 +214,18 @@ func (s *Server) breakerStates(ctx context.Context) (map[string]string, error) {
 	return out, rows.Err()
 }
 
+// durationParam is the shape of older_than that api/openapi.yaml states:
+// up to three number-unit parts with at most 5 digits each side of the
+// point, so every value it allows parses without overflow.
+var durationParam = regexp.MustCompile(`^(0|([0-9]{1,5}(\.[0-9]{1,5})?(ns|us|µs|ms|s|m|h)){1,3})$`)
+
 // listUnresolved is the operators' list of payouts whose bank outcome is
 // still unknown: GET /operator/v1/payouts/unresolved?older_than=10m&limit=100.
 func (s *Server) listUnresolved(w http.ResponseWriter, r *http.Request) {
 	olderThan := 10 * time.Minute
 	if v := r.URL.Query().Get("older_than"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
+		if err != nil || !durationParam.MatchString(v) {
 			writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "older_than must be a duration such as 10m",
 				payout.FieldError{Field: "older_than", Code: "INVALID_FORMAT", Message: "a Go duration: 90s, 10m, 2h"}))
 			return

@@ -230,6 +230,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, p merchant.
 	}
 	for _, st := range q["status"] {
 		switch st {
+		case "": // sent empty: as if absent, like every optional parameter
 		case "ACCEPTED", "PROCESSING", "COMPLETED":
 			f.Statuses = append(f.Statuses, st)
 		default:

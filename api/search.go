@@ -31,6 +31,7 @@ func payoutFilterOf(q url.Values) (payout.Filter, *problem) {
 	}
 	for _, s := range q["status"] {
 		switch st := payout.Status(s); st {
+		case "": // sent empty: as if absent, like every optional parameter
 		case payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
 			f.Statuses = append(f.Statuses, st)
 		default:
