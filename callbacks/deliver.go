@@ -269,15 +269,25 @@ func subjectKey(typ string) string {
 	return "disbursement_id"
 }
 
-// send POSTs the callback once, with the X-Request-Id of the call that
-// created its payout or batch, so the merchant can quote one id for both.
+// send POSTs the callback once, naming what it announces in a header
+// (X-Disbursement-Id or X-Batch-Id) beside the X-Request-Id of the call
+// that created it, so the merchant can route and quote it unparsed.
 func (w *Worker) send(ctx context.Context, c Claimed) Result {
-	return w.post(ctx, c, c.ID, c.RequestID, c.Body)
+	h := http.Header{}
+	if c.Type == TypeBatchCompleted {
+		h.Set("X-Batch-Id", c.SubjectID)
+	} else if c.SubjectID != "" {
+		h.Set("X-Disbursement-Id", c.SubjectID)
+	}
+	if c.RequestID != "" {
+		h.Set("X-Request-Id", c.RequestID)
+	}
+	return w.post(ctx, c, c.ID, h, c.Body)
 }
 
-// post sends body, signed, to c's endpoint once, with X-Callback-Id id and,
-// when not empty, X-Request-Id requestID.
-func (w *Worker) post(ctx context.Context, c Claimed, id, requestID string, body []byte) Result {
+// post sends body, signed, to c's endpoint once, with X-Callback-Id id and
+// the extra headers.
+func (w *Worker) post(ctx context.Context, c Claimed, id string, extra http.Header, body []byte) Result {
 	r := Result{URL: c.URL, StartedAt: time.Now()}
 	fail := func(format string, args ...any) Result {
 		r.Err = fmt.Sprintf(format, args...)
@@ -303,8 +313,8 @@ func (w *Worker) post(ctx context.Context, c Claimed, id, requestID string, body
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "disburse-callbacks/1")
 	req.Header.Set("X-Callback-Id", id)
-	if requestID != "" {
-		req.Header.Set("X-Request-Id", requestID)
+	for k, v := range extra {
+		req.Header[k] = v
 	}
 	req.Header.Set(signature.HeaderName, signature.Sign(time.Now(), body, secrets...))
 	client := w.strict
@@ -337,7 +347,7 @@ func (w *Worker) post(ctx context.Context, c Claimed, id, requestID string, body
 func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 	id, body := BatchBody(group)
 	inFlight.Inc()
-	r := w.post(ctx, group[0], id, "", body) // many payouts: each event's request id is in the log below
+	r := w.post(ctx, group[0], id, nil, body) // many payouts: each event's ids are in the log below
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
 	attempts := 0

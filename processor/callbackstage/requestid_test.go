@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 
 // TestCallbackCarriesRequestID: a payout created under an X-Request-Id,
 // and a batch, keep their request id through their callbacks: the POST
-// carries it as X-Request-Id, the worker logs it beside the disbursement
+// carries it as X-Request-Id beside X-Disbursement-Id (or X-Batch-Id), the worker logs it beside the disbursement
 // (or batch) id on every attempt, and disburse trace shows it on the
 // callback's line. A payout with no request id gets no header.
 func TestCallbackCarriesRequestID(t *testing.T) {
@@ -52,7 +52,7 @@ func TestCallbackCarriesRequestID(t *testing.T) {
 	rc := newReceiver(t, func() string { s, _ := h.store.Secret(ctx, "m1", payout.Sandbox); return s },
 		func(id string, attempt int, r *http.Request) int {
 			mu.Lock()
-			headers[id] = r.Header.Get("X-Request-Id")
+			headers[id] = r.Header.Get("X-Request-Id") + "|" + r.Header.Get("X-Disbursement-Id") + "|" + r.Header.Get("X-Batch-Id")
 			mu.Unlock()
 			if attempt == 1 {
 				return http.StatusBadGateway // one retry: both attempts must log the id
@@ -97,11 +97,11 @@ func TestCallbackCarriesRequestID(t *testing.T) {
 		without.ID: callbacks.ID("disbursement", without.ID, 3),
 		"bat_rid":  callbacks.ID("batch", "bat_rid", 0),
 	}
-	want := map[string]string{with.ID: "rid-cb-1", without.ID: "", "bat_rid": "rid-batch-1"}
+	want := map[string]string{with.ID: "rid-cb-1|" + with.ID + "|", without.ID: "|" + without.ID + "|", "bat_rid": "rid-batch-1||bat_rid"}
 	mu.Lock()
 	for subject, cb := range ids {
 		if headers[cb] != want[subject] {
-			t.Errorf("callback of %s: X-Request-Id %q, want %q", subject, headers[cb], want[subject])
+			t.Errorf("callback of %s: X-Request-Id|X-Disbursement-Id|X-Batch-Id %q, want %q", subject, headers[cb], want[subject])
 		}
 	}
 	mu.Unlock()
