@@ -408,5 +408,5 @@ func (w *Worker) Test(ctx context.Context, merchantID, environment, url string, 
 	id := "cb_test_" + strconv.FormatInt(now.UnixNano(), 36)
 	body := encode(map[string]any{"id": id, "type": TestType, "created_at": now.UTC().Format(time.RFC3339),
 		"data": map[string]string{"message": "test callback from disburse; answer 2xx"}})
-	return w.post(ctx, Claimed{URL: url, MerchantID: merchantID, Environment: environment}, id, "", body)
+	return w.post(ctx, Claimed{URL: url, MerchantID: merchantID, Environment: environment}, id, nil, body)
 }
