@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+	"unicode/utf8"
 
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
@@ -147,7 +148,7 @@ func (s *Server) passwordReset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	if in.Email == "" || len(in.Email) > 254 || !payout.CleanText(in.Email) {
+	if in.Email == "" || utf8.RuneCountInString(in.Email) > 254 || !payout.CleanText(in.Email) {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields",
 			payout.FieldError{Field: "email", Code: "INVALID_FORMAT", Message: "email must be the user's email address"}))
 		return
