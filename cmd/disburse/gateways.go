@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/disburse/disburse/connectors"
-	"github.com/disburse/disburse/connectors/httpbank"
 )
 
 // gatewayConfig is where one environment's bank calls go: a base URL and,
@@ -48,38 +46,12 @@ func resolveCredential(flag, ref string) (string, error) {
 	return "", fmt.Errorf("--%s must be env:NAME or file:/path (a reference, never the secret itself)", flag)
 }
 
-// bearer adds the gateway credential to every request.
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
-}
-
-// newGateway is one environment's bank client with the banks' profiles
-// applied (breaker, bulkhead, timeouts), sending its credential.
-func newGateway(flag string, g gatewayConfig, timeout time.Duration) (*connectors.Guard, error) {
-	token, err := resolveCredential(flag, g.credentials)
-	if err != nil {
-		return nil, err
-	}
-	if token == "" {
-		bank, _, err := bankConfig{url: g.url, timeout: timeout}.newBank()
-		return bank, err
-	}
-	hc := &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}
-	profiles := connectors.DefaultProfiles()
-	if timeout > 0 {
-		for code, p := range profiles {
-			p.Timeout = timeout
-			profiles[code] = p
-		}
-	}
-	return connectors.NewGuard(httpbank.New(g.url, httpbank.WithHTTPClient(hc), httpbank.WithTimeout(0)), profiles, nil), nil
+// newGateway is one environment's bank client with the banks' built-in
+// profiles applied (breaker, bulkhead, timeouts), sending its credential.
+// prefix names its flags ("" or "production-").
+func newGateway(prefix string, g gatewayConfig, timeout time.Duration) (*connectors.Guard, error) {
+	bank, _, err := bankConfig{url: g.url, timeout: timeout, credentials: g.credentials, prefix: prefix}.newBank()
+	return bank, err
 }
 
 // apiGateways builds the API role's per-environment gateways, each behind
@@ -87,7 +59,7 @@ func newGateway(flag string, g gatewayConfig, timeout time.Duration) (*connector
 // configured gateway (none: production inquiries answer 503).
 func apiGateways(sandbox, production gatewayConfig, inquiryTTL time.Duration) (map[string]connectors.Connector, error) {
 	out := map[string]connectors.Connector{}
-	sb, err := newGateway("bank-credentials", sandbox, 0)
+	sb, err := newGateway("", sandbox, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +68,7 @@ func apiGateways(sandbox, production gatewayConfig, inquiryTTL time.Duration) (m
 		if production.url == sandbox.url {
 			return nil, fmt.Errorf("--production-bank-url is the sandbox gateway (--bank-url): production must not reach the simulated banks")
 		}
-		pg, err := newGateway("production-bank-credentials", production, 0)
+		pg, err := newGateway("production-", production, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -105,4 +77,15 @@ func apiGateways(sandbox, production gatewayConfig, inquiryTTL time.Duration) (m
 		return nil, fmt.Errorf("--production-bank-credentials needs --production-bank-url")
 	}
 	return out, nil
+}
+
+// inquiryCaches are the API's per-environment gateways on the workers'
+// connectors (disburse dev, one process): each environment that has a
+// gateway behind its own inquiry cache; production without one answers 503.
+func inquiryCaches(banks *connectors.Banks, ttl time.Duration) map[string]connectors.Connector {
+	out := map[string]connectors.Connector{}
+	for _, env := range banks.Environments() {
+		out[env] = connectors.NewInquiryCache(banks.For(env), ttl, inquiryCacheSize)
+	}
+	return out
 }

@@ -30,8 +30,7 @@ func runAPI(ctx context.Context, args []string) error {
 	cb.register(fs, false)
 	rc.register(fs)
 	bc.register(fs, "http://127.0.0.1:8082", false)
-	var bankCredentials, prodURL, prodCredentials string
-	fs.StringVar(&bankCredentials, "bank-credentials", "", "credential of --bank-url by reference: env:NAME or file:/path")
+	var prodURL, prodCredentials string
 	fs.StringVar(&prodURL, "production-bank-url", "", "base URL of the production bank gateway (none: production account inquiries answer 503)")
 	fs.StringVar(&prodCredentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
@@ -61,7 +60,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	gateways, err := apiGateways(gatewayConfig{bc.url, bankCredentials}, gatewayConfig{prodURL, prodCredentials}, inquiryTTL)
+	gateways, err := apiGateways(gatewayConfig{bc.url, bc.credentials}, gatewayConfig{prodURL, prodCredentials}, inquiryTTL)
 	if err != nil {
 		return err // a gateway setting is wrong: say so before connecting to anything
 	}
@@ -117,7 +116,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var rc reportsConfig
 	var stageList string
-	var bc bankConfig
+	var eb envBanks
 	var naive bool
 	var settleEvery time.Duration
 	var settleGroup int
@@ -128,7 +127,7 @@ func runWorker(ctx context.Context, args []string) error {
 	cb.register(fs, true)
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
-	bc.register(fs, "http://127.0.0.1:8082", true)
+	eb.register(fs, "http://127.0.0.1:8082", true)
 	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
 	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
 	fs.DurationVar(&booksEvery, "books-check-every", 5*time.Minute, "how often to run the checks of disburse audit and export disburse_books_violations (0: never)")
@@ -152,9 +151,9 @@ func runWorker(ctx context.Context, args []string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("--stages names no stage (known: %v)", stageNames)
 	}
-	bank, _, err := bc.newBank()
+	banks, err := eb.newBanks()
 	if err != nil {
-		return err
+		return err // a bank setting is wrong: say so before connecting to anything
 	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
@@ -187,7 +186,7 @@ func runWorker(ctx context.Context, args []string) error {
 	defer stop()
 	var st stages
 	for _, name := range names {
-		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive,
+		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, banks: banks, callbacks: cb, reports: rs, naive: naive,
 			tune: func(d *dispatch.Stage) { d.SettleGroup, d.SettleEvery = settleGroup, settleEvery }}
 		if err := st.start(stageCtx, name, deps); err != nil {
 			stop()
