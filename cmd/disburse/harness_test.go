@@ -52,12 +52,12 @@ type pipeline struct {
 	prodBank  *banksim.Server
 	prodGuard *connectors.Guard
 	prodURL   string
-	reports  *reports.Store
-	key      string // sandbox key of merchant m1
-	pgURL    string // the database's URL
-	bankURL  string // the sandbox banks' URL
-	stopped  bool
-	stop     func()
+	reports   *reports.Store
+	key       string // sandbox key of merchant m1
+	pgURL     string // the database's URL
+	bankURL   string // the sandbox banks' URL
+	stopped   bool
+	stop      func()
 }
 
 // fastBanks are sandbox banks quick enough for tests but still variable.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -320,11 +321,25 @@ func (b bankConfig) profiles() (connectors.ProfileFile, error) {
 // urls are every base URL the banks are called at: the default and the
 // bank-profiles file's own.
 func (b bankConfig) urls(pf connectors.ProfileFile) map[string]bool {
-	out := map[string]bool{pf.URLFor("", b.url): true}
+	out := map[string]bool{sameURL(pf.URLFor("", b.url)): true}
 	for code := range pf.Profiles {
-		out[pf.URLFor(code, b.url)] = true
+		out[sameURL(pf.URLFor(code, b.url))] = true
+	}
+	for _, u := range pf.URLs {
+		out[sameURL(u)] = true
 	}
 	return out
+}
+
+// sameURL is a base URL in a form where two spellings of one gateway
+// compare equal (case of scheme and host, a trailing slash).
+func sameURL(s string) string {
+	u, err := neturl.Parse(strings.TrimRight(s, "/"))
+	if err != nil {
+		return s
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return u.String()
 }
 
 // newBank is the bank connector of the API and the workers: the HTTP

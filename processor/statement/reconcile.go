@@ -91,8 +91,8 @@ type Reconciler struct {
 	// payouts' settlements and returns are compared, and a statement entry
 	// for a payout of the other environment counts as unknown here.
 	Environment string
-	Payouts *payout.Store
-	Ledger  *ledger.Store
+	Payouts     *payout.Store
+	Ledger      *ledger.Store
 	// Grace leaves out what happened in the last Grace before now, on both
 	// sides: what the follower and the workers are still applying.
 	Grace time.Duration
