@@ -46,42 +46,25 @@ func resolveCredential(flag, ref string) (string, error) {
 	return "", fmt.Errorf("--%s must be env:NAME or file:/path (a reference, never the secret itself)", flag)
 }
 
-// newGateway is one environment's bank client with the banks' built-in
-// profiles applied (breaker, bulkhead, timeouts), sending its credential.
-// prefix names its flags ("" or "production-").
-func newGateway(prefix string, g gatewayConfig, timeout time.Duration) (*connectors.Guard, error) {
-	bank, _, err := bankConfig{url: g.url, timeout: timeout, credentials: g.credentials, prefix: prefix}.newBank()
-	return bank, err
-}
-
 // apiGateways builds the API role's per-environment gateways, each behind
 // its own inquiry cache: sandbox to the sandbox banks, production to the
-// configured gateway (none: production inquiries answer 503).
+// configured gateway (none: production inquiries answer 503). They are
+// the workers' gateways (envBanks), so the API and the workers refuse the
+// same settings.
 func apiGateways(sandbox, production gatewayConfig, inquiryTTL time.Duration) (map[string]connectors.Connector, error) {
-	out := map[string]connectors.Connector{}
-	sb, err := newGateway("", sandbox, 0)
+	banks, err := envBanks{
+		sandbox:    bankConfig{url: sandbox.url, credentials: sandbox.credentials},
+		production: bankConfig{url: production.url, credentials: production.credentials, prefix: "production-"},
+	}.newBanks()
 	if err != nil {
 		return nil, err
 	}
-	out["sandbox"] = connectors.NewInquiryCache(sb, inquiryTTL, inquiryCacheSize)
-	if production.url != "" {
-		if production.url == sandbox.url {
-			return nil, fmt.Errorf("--production-bank-url is the sandbox gateway (--bank-url): production must not reach the simulated banks")
-		}
-		pg, err := newGateway("production-", production, 0)
-		if err != nil {
-			return nil, err
-		}
-		out["production"] = connectors.NewInquiryCache(pg, inquiryTTL, inquiryCacheSize)
-	} else if production.credentials != "" {
-		return nil, fmt.Errorf("--production-bank-credentials needs --production-bank-url")
-	}
-	return out, nil
+	return inquiryCaches(banks, inquiryTTL), nil
 }
 
-// inquiryCaches are the API's per-environment gateways on the workers'
-// connectors (disburse dev, one process): each environment that has a
-// gateway behind its own inquiry cache; production without one answers 503.
+// inquiryCaches are the API's per-environment gateways: each environment
+// that has a gateway behind its own inquiry cache; an environment without
+// one is left out (its inquiries answer 503).
 func inquiryCaches(banks *connectors.Banks, ttl time.Duration) map[string]connectors.Connector {
 	out := map[string]connectors.Connector{}
 	for _, env := range banks.Environments() {
