@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/disburse/disburse/api"
+	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/processor/statement"
 )
 
 // productionKey activates m1's production environment with a funded
@@ -353,6 +357,69 @@ func TestWorkerGateways(t *testing.T) {
 	} {
 		if _, err := bad.newBanks(); err == nil || strings.Contains(err.Error(), "prod-secret-2") {
 			t.Errorf("%s: %v, want an error that does not show the secret", name, err)
+		}
+	}
+}
+
+// TestReconcileCommandPerEnvironment: `disburse reconcile --environment`
+// compares one environment's gateway statement with that environment's
+// payouts only. A sandbox payout booked on the production gateway's
+// statement is a difference of production's (unknown there) and not of
+// sandbox's; production without a gateway, or an unknown environment, is a
+// usage error.
+func TestReconcileCommandPerEnvironment(t *testing.T) {
+	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t), func(c *pipelineConfig) { c.production = true })
+	prodKey := productionKey(t, p)
+	var sandbox []string
+	for i, acct := range []string{"1234567890", "1234563333"} {
+		sandbox = append(sandbox, submit(t, p, fmt.Sprintf("sb-%d", i), "bca", acct, 60_000))
+		pr := submitWith(t, p, prodKey, fmt.Sprintf("pr-%d", i), "bca", acct, 70_000)
+		if i == 1 {
+			waitStatus(t, p.api.URL, prodKey, pr, "REVERSED")
+			waitStatus(t, p.api.URL, p.key, sandbox[i], "REVERSED")
+		}
+	}
+	waitAll(t, p, 30*time.Second)
+	date := time.Now().In(connectors.Jakarta).Format(time.DateOnly)
+	run := func(args ...string) (statement.Report, error) {
+		var out bytes.Buffer
+		err := reconcile(context.Background(), append([]string{"--postgres-url", p.pgURL, "--bank-url", p.bankURL,
+			"--bank", "bca", "--date", date, "--grace", "0s", "--json"}, args...), &out)
+		var rep statement.Report
+		if out.Len() > 0 {
+			if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+				t.Fatalf("--json output: %v\n%s", jerr, out.String())
+			}
+		}
+		return rep, err
+	}
+	prodArgs := []string{"--environment", "production", "--production-bank-url", p.prodURL}
+	for name, args := range map[string][]string{"sandbox": nil, "production": prodArgs} {
+		rep, err := run(args...)
+		if err != nil || rep.Environment != name || rep.BankEntries != 3 || rep.Movements != 3 {
+			t.Fatalf("%s: %+v, %v; want no difference, 3 entries and 3 movements of its own", name, rep, err)
+		}
+	}
+
+	if _, err := p.prodBank.Inject("bca", connectors.StatementEntry{Reference: sandbox[0], Kind: connectors.EntryPaid, Amount: 60_000}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(prodArgs...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitDifferences || len(rep.Differences) != 1 ||
+		rep.Differences[0].Reference != sandbox[0] || rep.Differences[0].Kind != statement.PaidNotCompleted || rep.Differences[0].Status != "" {
+		t.Errorf("production with a sandbox payout on its statement: %+v, %v", rep.Differences, err)
+	}
+	if rep, err := run(); err != nil || !rep.OK() {
+		t.Errorf("sandbox after production's stray entry: %+v, %v", rep.Differences, err)
+	}
+	for _, bad := range [][]string{
+		{"--environment", "production"},
+		{"--environment", "staging"},
+		{"--environment", "production", "--production-bank-url", p.bankURL},
+	} {
+		if _, err := run(bad...); !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("%v: %v, want exit 2", bad, err)
 		}
 	}
 }
