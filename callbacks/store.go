@@ -111,23 +111,27 @@ type Claimed struct {
 // one merchant environment at a time, counting those other workers hold.
 // Leases (not row locks held across the HTTP call) keep transactions short;
 // an expired lease (a crashed worker) makes the callback due again.
+//
+// Each environment's due callbacks are read through callbacks_env_due
+// (00023), oldest first, only as many as it has room for: the claim costs
+// the same with 100,000 callbacks pending as with ten. (It used to rank
+// every pending callback of every merchant on each claim.)
 func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, leaseFor time.Duration) ([]Claimed, error) {
 	lease := randomLease()
 	rows, err := s.db.Query(ctx, `
-		WITH busy AS (
-			SELECT merchant_id, environment, count(*) AS n FROM callbacks
-			WHERE status = 'pending' AND leased_until > now() GROUP BY 1, 2
-		), ranked AS (
-			SELECT id, merchant_id, environment, next_attempt_at,
-				row_number() OVER (PARTITION BY merchant_id, environment ORDER BY next_attempt_at, id) AS rn
-			FROM callbacks
-			WHERE status = 'pending' AND next_attempt_at <= now() AND leased_until <= now()
+		WITH envs AS (
+			SELECT me.merchant_id, me.environment,
+				least(me.callback_concurrency, $1) - (SELECT count(*) FROM callbacks b
+					WHERE b.merchant_id = me.merchant_id AND b.environment = me.environment
+						AND b.status = 'pending' AND b.leased_until > now()) AS free
+			FROM merchant_environments me WHERE me.callback_batch_size = 1
 		), picked AS (
-			SELECT r.id FROM ranked r
-			JOIN merchant_environments me USING (merchant_id, environment)
-			LEFT JOIN busy b USING (merchant_id, environment)
-			WHERE me.callback_batch_size = 1 AND r.rn + coalesce(b.n, 0) <= least(me.callback_concurrency, $1)
-			ORDER BY r.next_attempt_at, r.id LIMIT $2
+			SELECT c.id FROM envs e CROSS JOIN LATERAL (
+				SELECT c.id, c.next_attempt_at FROM callbacks c
+				WHERE c.merchant_id = e.merchant_id AND c.environment = e.environment
+					AND c.status = 'pending' AND c.next_attempt_at <= now() AND c.leased_until <= now()
+				ORDER BY c.next_attempt_at, c.id LIMIT greatest(e.free, 0)) c
+			ORDER BY c.next_attempt_at, c.id LIMIT $2
 		)
 		UPDATE callbacks c SET lease = $3, leased_until = now() + make_interval(secs => $4)
 		FROM picked, merchant_environments me
@@ -170,22 +174,22 @@ func (s *Store) ClaimBatches(ctx context.Context, maxPosts, perEndpoint int, lea
 	// the bigint limit, so leases of different claims do not meet.
 	base := randomLease() >> 8
 	rows, err := s.db.Query(ctx, `
-		WITH busy AS (
-			SELECT merchant_id, environment, count(DISTINCT lease) AS n FROM callbacks
-			WHERE status = 'pending' AND leased_until > now() GROUP BY 1, 2
+		WITH envs AS (
+			SELECT me.merchant_id, me.environment, me.callback_batch_size AS size,
+				least(me.callback_concurrency, $1) - (SELECT count(DISTINCT b.lease) FROM callbacks b
+					WHERE b.merchant_id = me.merchant_id AND b.environment = me.environment
+						AND b.status = 'pending' AND b.leased_until > now()) AS free
+			FROM merchant_environments me WHERE me.callback_batch_size > 1
 		), ranked AS (
-			SELECT c.id, c.merchant_id, c.environment,
-				(row_number() OVER (PARTITION BY c.merchant_id, c.environment ORDER BY c.next_attempt_at, c.id) - 1)
-					/ me.callback_batch_size AS g,
-				least(me.callback_concurrency, $1) - coalesce(b.n, 0) AS free
-			FROM callbacks c
-			JOIN merchant_environments me USING (merchant_id, environment)
-			LEFT JOIN busy b USING (merchant_id, environment)
-			WHERE c.status = 'pending' AND c.next_attempt_at <= now() AND c.leased_until <= now()
-				AND me.callback_batch_size > 1
+			SELECT c.id, e.merchant_id, e.environment,
+				(row_number() OVER (PARTITION BY e.merchant_id, e.environment ORDER BY c.next_attempt_at, c.id) - 1) / e.size AS g
+			FROM envs e CROSS JOIN LATERAL (
+				SELECT c.id, c.next_attempt_at FROM callbacks c
+				WHERE c.merchant_id = e.merchant_id AND c.environment = e.environment
+					AND c.status = 'pending' AND c.next_attempt_at <= now() AND c.leased_until <= now()
+				ORDER BY c.next_attempt_at, c.id LIMIT greatest(e.free, 0) * e.size) c
 		), grouped AS (
-			SELECT id, dense_rank() OVER (ORDER BY g, merchant_id, environment) AS k
-			FROM ranked WHERE g < free
+			SELECT id, dense_rank() OVER (ORDER BY g, merchant_id, environment) AS k FROM ranked
 		)
 		UPDATE callbacks c SET lease = $3 + grouped.k, leased_until = now() + make_interval(secs => $4)
 		FROM grouped, merchant_environments me

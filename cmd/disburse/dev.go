@@ -149,7 +149,7 @@ func runDev(ctx context.Context, args []string) error {
 	// The sandbox banks, over real HTTP inside the process.
 	var srv servers
 	defer srv.shutdown()
-	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksimOptions(c.banksimLatency)).Handler())
+	bankAddr, err := srv.startPlain("banksim", c.banksimAddr, banksim.New(banksimOptions(c.banksimLatency)).Handler())
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	metricsAddr, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer))
+	metricsAddr, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer))
 	if err != nil {
 		return err
 	}

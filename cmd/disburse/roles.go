@@ -101,7 +101,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if _, err := srv.start("operator", operatorAddr, s.OperatorHandler()); err != nil {
 		return err
 	}
-	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
+	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
 		return err
 	}
 	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr)
@@ -177,7 +177,7 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	var srv servers
 	defer srv.shutdown()
-	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
+	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
 		return err
 	}
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
