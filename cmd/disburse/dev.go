@@ -236,6 +236,7 @@ disburse dev is running (Ctrl-C stops it)
   operator API   http://%[2]s   (token: %[3]s)
   metrics        http://%[4]s/metrics
   sandbox banks  http://%[5]s
+  production     %[8]s
 
   demo merchant  %[6]s, sandbox secret key:
     %[7]s
@@ -249,7 +250,7 @@ Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
   curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
-`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
+`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key, productionLine(c.production.url))
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")
@@ -285,4 +286,12 @@ func ensureDemoMerchant(ctx context.Context, merchants *merchant.Store, key stri
 		return err
 	})
 	return key, err
+}
+
+// productionLine says where dev sends production payouts.
+func productionLine(url string) string {
+	if url == "" {
+		return "no gateway (--production-bank-url): production payouts are not sent"
+	}
+	return url
 }
