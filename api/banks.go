@@ -150,8 +150,8 @@ type bankListing struct {
 	ClosedUntil      *time.Time `json:"closed_until,omitempty"`
 }
 
-func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, _ merchant.Principal) {
-	breakers, err := s.breakerStates(r.Context())
+func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, who merchant.Principal) {
+	breakers, err := s.breakerStates(r.Context(), who.Environment)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -191,11 +191,14 @@ func windowKind(p connectors.Profile, now, until time.Time) string {
 	return connectors.WindowMaintenance
 }
 
-// breakerStates is the worst breaker state per bank that a dispatch worker
-// reported recently: open beats half-open beats closed.
-func (s *Server) breakerStates(ctx context.Context) (map[string]string, error) {
-	rows, err := s.Ledger.DB().Query(ctx, `SELECT bank, breaker FROM bank_health WHERE updated_at > now() - $1::bigint * interval '1 millisecond'`,
-		healthFresh.Milliseconds())
+// breakerStates is the worst breaker state per bank of env's gateway that a
+// dispatch worker reported recently: open beats half-open beats closed.
+// Each environment has its own breakers: a production outage is not a
+// sandbox one.
+func (s *Server) breakerStates(ctx context.Context, env string) (map[string]string, error) {
+	rows, err := s.Ledger.DB().Query(ctx, `SELECT bank, breaker FROM bank_health
+		WHERE environment = $2 AND updated_at > now() - $1::bigint * interval '1 millisecond'`,
+		healthFresh.Milliseconds(), env)
 	if err != nil {
 		return nil, err
 	}

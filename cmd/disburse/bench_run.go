@@ -26,8 +26,10 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/audit"
+	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas"
@@ -199,7 +201,7 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	var st stages
 	var workers []*benchWorker
 	inBench := []string{"api", "sandbox banks", "callback receiver", "progress"}
-	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: topics, bank: guard, callbacks: c.callbacks, reports: rs, naive: naive}
+	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: topics, banks: connectors.NewBanks(map[string]*connectors.Guard{payout.Sandbox: guard}, nil), callbacks: c.callbacks, reports: rs, naive: naive}
 	if c.stages == "inprocess" {
 		for _, name := range stageNames {
 			if err := st.start(stageCtx, name, deps); err != nil {

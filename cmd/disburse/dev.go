@@ -40,6 +40,7 @@ type devConfig struct {
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
 	bankProfiles                                    string
+	production                                      bankConfig
 	banksimLatency                                  time.Duration
 	partitions                                      int
 	access                                          accessConfig
@@ -63,6 +64,10 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
 	fs.StringVar(&c.bankProfiles, "bank-profiles", "", "YAML file of the banks' profiles (docs/banks.md; deploy/profiles/fast.yaml for quick demos); default: the built-in profiles")
+	c.production.prefix = "production-"
+	fs.StringVar(&c.production.url, "production-bank-url", "", "base URL of a production bank gateway (none: production payouts are not sent; they wait and fail BANK_UNAVAILABLE after the unavailable limit)")
+	fs.StringVar(&c.production.profilesPath, "production-bank-profiles", "", "YAML file of the production banks' profiles and base URLs (docs/banks.md); default: the built-in profiles")
+	fs.StringVar(&c.production.credentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
 	fs.DurationVar(&c.banksimLatency, "banksim-latency", 0, "median latency of every sandbox bank, p99 8x that (0: each bank's realistic default, 120-350ms)")
 	c.access.register(fs, true)
 	c.callbacks.register(fs, true)
@@ -161,10 +166,18 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bank, profiles, err := bankConfig{url: "http://" + bankAddr.String(), profilesPath: c.bankProfiles}.newBank()
+	// Sandbox payouts go to the in-process sandbox banks; production ones
+	// only to --production-bank-url, never to the simulator.
+	eb := envBanks{sandbox: bankConfig{url: "http://" + bankAddr.String(), profilesPath: c.bankProfiles}, production: c.production}
+	banks, err := eb.newBanks()
 	if err != nil {
 		return err
 	}
+	pf, err := eb.sandbox.profiles()
+	if err != nil {
+		return err
+	}
+	bank, profiles := banks.For(payout.Sandbox), pf.Profiles
 
 	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
 	if err != nil {
@@ -187,6 +200,7 @@ func runDev(ctx context.Context, args []string) error {
 
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8, c.callbacks)
 	apiServer.Profiles = profiles
+	apiServer.Banks = inquiryCaches(banks, 10*time.Minute)
 	if err := c.access.apply(apiServer); err != nil {
 		return err
 	}
@@ -230,7 +244,7 @@ func runDev(ctx context.Context, args []string) error {
 		if name == "sink" && rs == nil {
 			continue
 		}
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs,
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, banks: banks, callbacks: c.callbacks, reports: rs,
 			// The in-process sandbox bank's statement starts empty at every start; the database persists.
 			tuneStatement: func(f *statement.Follower, _ *statement.Reconciler) { f.RestartOnBadCursor = true }}); err != nil {
 			stopStages()
@@ -252,6 +266,7 @@ disburse dev is running (Ctrl-C stops it)
   operator API   http://%[2]s   (token: %[3]s)
   metrics        http://%[4]s/metrics
   sandbox banks  http://%[5]s
+  production     %[11]s
 
   demo merchant  %[6]s, sandbox secret key:
     %[7]s
@@ -265,7 +280,7 @@ Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
   curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
-`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key, dashURL, c.demoEmail, c.demoPassword)
+`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key, dashURL, c.demoEmail, c.demoPassword, productionLine(c.production.url))
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")
@@ -301,4 +316,12 @@ func ensureDemoMerchant(ctx context.Context, merchants *merchant.Store, key stri
 		return err
 	})
 	return key, err
+}
+
+// productionLine says where dev sends production payouts.
+func productionLine(url string) string {
+	if url == "" {
+		return "no gateway (--production-bank-url): production payouts are not sent"
+	}
+	return url
 }

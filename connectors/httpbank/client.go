@@ -57,6 +57,7 @@ type Client struct {
 	hc       *http.Client
 	timeout  time.Duration
 	maxBytes int64
+	token    string // sent as "Authorization: Bearer <token>" when set
 }
 
 var _ connectors.Connector = (*Client)(nil)
@@ -78,6 +79,12 @@ func WithHTTPClient(hc *http.Client) Option {
 // negative: only the caller's context bounds it.
 func WithTimeout(d time.Duration) Option {
 	return func(c *Client) { c.timeout = d }
+}
+
+// WithCredential sends token as a bearer credential with every call (a
+// real bank gateway's; the sandbox banks take none).
+func WithCredential(token string) Option {
+	return func(c *Client) { c.token = token }
 }
 
 // WithMaxResponseBytes bounds how much of a response body is read; a longer
@@ -359,6 +366,9 @@ func (c *Client) call(ctx context.Context, op, bank, method, path string, in, ou
 		return fail(&Error{NotSent: true, Err: err})
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
