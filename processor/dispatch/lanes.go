@@ -262,7 +262,7 @@ func (s *Stage) failUnavailable(j *job) {
 	switch {
 	case err == nil || errors.Is(err, payout.ErrNotFound):
 		if err == nil {
-			s.Log.Warn("bank unavailable too long; payout failed and its debit returned", "disbursement_id", id,
+			s.Log.Warn("bank unavailable too long; payout failed and its debit returned", "disbursement_id", id, "request_id", j.requestID,
 				"merchant_id", d.MerchantID, "bank", j.ev.BankCode, "waiting_since", j.ev.UnavailableSince, "status", d.Status)
 		}
 		j.part.finish(j.rec.Offset)
@@ -273,7 +273,7 @@ func (s *Stage) failUnavailable(j *job) {
 		}
 		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
 	default:
-		s.Log.Warn("failing a payout for an unavailable bank failed; parking it", "disbursement_id", id, "err", err)
+		s.Log.Warn("failing a payout for an unavailable bank failed; parking it", "disbursement_id", id, "request_id", j.requestID, "err", err)
 		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
 	}
 }
@@ -337,7 +337,7 @@ func (s *Stage) produceParked(j *job, ev events.Dispatch, attempt int) {
 			s.jobs.Done()
 			return
 		}
-		s.Log.Warn("parking failed; retrying", "disbursement_id", ev.DisbursementID, "err", err)
+		s.Log.Warn("parking failed; retrying", "disbursement_id", ev.DisbursementID, "request_id", j.requestID, "err", err)
 		go func() {
 			time.Sleep(retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt))
 			s.produceParked(j, ev, attempt+1)

@@ -67,11 +67,11 @@ func (s *Stage) release(j *job, reason string) {
 	ctx := context.Background()
 	if j.claim.CallID != 0 && !j.called {
 		if err := s.Payouts.FinishCall(ctx, j.claim.CallID, payout.OutcomeNotSent); err != nil {
-			s.Log.Warn("mark unused bank call", "disbursement_id", j.claim.ID, "err", err)
+			s.Log.Warn("mark unused bank call", "disbursement_id", j.claim.ID, "request_id", j.requestID, "err", err)
 		}
 	}
 	if err := s.Payouts.ReleaseLease(ctx, j.claim.ID, j.claim.Owner); err != nil {
-		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "reason", reason, "err", err)
+		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "request_id", j.requestID, "reason", reason, "err", err)
 	}
 }
 
@@ -92,14 +92,14 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 		if ctx.Err() != nil {
 			return abandoned
 		}
-		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", d.ID, "err", err)
+		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", d.ID, "request_id", j.requestID, "err", err)
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
 	case v != nil:
 		return *v
 	}
 	o, err := ledgerOutcome(d, res)
 	if err != nil {
-		s.Log.Error("bank answer not understood; parking the payout", "disbursement_id", d.ID, "err", err)
+		s.Log.Error("bank answer not understood; parking the payout", "disbursement_id", d.ID, "request_id", j.requestID, "err", err)
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
 	}
 	s.settler.add(j, o)
@@ -124,7 +124,7 @@ func (s *Stage) checkHolder(ctx context.Context, j *job, bank *connectors.Guard)
 	}
 	inq, err := bank.Inquire(ctx, d.BankCode, d.AccountNumber)
 	if err != nil {
-		s.Log.Warn("holder-name check: the bank could not be asked; sending without it", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
+		s.Log.Warn("holder-name check: the bank could not be asked; sending without it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "err", err)
 		return verdict{}, false
 	}
 	code := ""
@@ -233,7 +233,7 @@ func (s *Stage) outcome(ctx context.Context, j *job, bank *connectors.Guard, p c
 			case errors.Is(err, payout.ErrLeaseLost):
 				// Our lease ran out and someone may have taken the payout
 				// over: touch the bank no more; come back after their lease.
-				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "bank", d.BankCode)
+				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode)
 				v := parkUntil(time.Now().Add(s.LeaseTTL+time.Second), reasonLeased)
 				return connectors.Result{}, &v, nil
 			case errors.Is(err, connectors.ErrBankUnavailable):
@@ -244,7 +244,7 @@ func (s *Stage) outcome(ctx context.Context, j *job, bank *connectors.Guard, p c
 				}
 				notSent++
 				if notSent >= p.SendAttempts {
-					s.Log.Warn("bank did not take the payout; parking it", "disbursement_id", d.ID, "bank", d.BankCode, "attempts", notSent, "err", err)
+					s.Log.Warn("bank did not take the payout; parking it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "attempts", notSent, "err", err)
 					v := parkUntil(time.Now().Add(s.parkDelay(parked)), reasonNotSent)
 					return connectors.Result{}, &v, nil
 				}
@@ -266,7 +266,7 @@ func (s *Stage) outcome(ctx context.Context, j *job, bank *connectors.Guard, p c
 			case errors.Is(err, connectors.ErrUnknownReference):
 				// The bank never received it: sending is safe.
 				bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
-				s.Log.Warn("bank has no record of the transfer; sending it", "disbursement_id", d.ID, "bank", d.BankCode)
+				s.Log.Warn("bank has no record of the transfer; sending it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode)
 				if err := s.Payouts.MarkNotReceived(ctx, d.ID); err != nil {
 					return connectors.Result{}, nil, err
 				}
@@ -276,7 +276,7 @@ func (s *Stage) outcome(ctx context.Context, j *job, bank *connectors.Guard, p c
 				bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
 			}
 			if time.Now().After(deadline) {
-				s.Log.Warn("payout outcome still unknown; leaving it to the reconciler", "disbursement_id", d.ID,
+				s.Log.Warn("payout outcome still unknown; leaving it to the reconciler", "disbursement_id", d.ID, "request_id", j.requestID,
 					"merchant_id", d.MerchantID, "bank", d.BankCode, "window", s.UnknownWindow)
 				return connectors.Result{}, &finished, nil
 			}

@@ -160,7 +160,11 @@ func (s *Stage) round(ctx context.Context, ob *payout.Outbox, at payout.Position
 	records := make([]*kgo.Record, 0, len(changes))
 	ended := make([]payout.Disbursement, 0)
 	for _, c := range changes {
-		records = append(records, processor.StatusEvent(s.Topics.Status, c.Disbursement))
+		rec := processor.StatusEvent(s.Topics.Status, c.Disbursement)
+		if c.RequestID != "" {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(c.RequestID)})
+		}
+		records = append(records, rec)
 		if c.BatchID != nil && c.Status.Terminal() {
 			ended = append(ended, c.Disbursement)
 		}
