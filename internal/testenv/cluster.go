@@ -48,12 +48,14 @@ type Cluster struct {
 // durable defaults (fsync, synchronous_commit on), and creates the
 // database "disburse" in it. The cluster is stopped and its files removed
 // when the test ends. Without the binaries the test is skipped, or fails
-// under DISBURSE_REQUIRE_SERVICES=1.
+// under DISBURSE_REQUIRE_SERVICES=1. A test binary killed before its
+// cleanup leaves its server running: stop it with
+// `pg_ctl stop -D /tmp/disburse-pg-*/data` (as the postgres user).
 func PrivatePostgres(tb testing.TB) *Cluster {
 	tb.Helper()
 	bin := postgresBin()
-	if bin == "" {
-		missingBinaries(tb, "PostgreSQL server binaries (initdb, pg_ctl) not found")
+	if bin == "" || !executable(filepath.Join(bin, "initdb")) || !executable(filepath.Join(bin, "pg_ctl")) {
+		missingBinaries(tb, fmt.Sprintf("PostgreSQL server binaries (initdb, pg_ctl) not found (looked in %q)", bin))
 	}
 	c := &Cluster{bin: bin, asPostgres: os.Geteuid() == 0}
 	if c.asPostgres {
