@@ -35,7 +35,7 @@ import (
 // serves every other test running at the same time.
 func TestPostgresRestartMidSettleGroup(t *testing.T) {
 	const (
-		n    = 1000
+		n    = 1500
 		down = 3 * time.Second
 	)
 	began := time.Now()
@@ -63,8 +63,9 @@ func TestPostgresRestartMidSettleGroup(t *testing.T) {
 		}
 	}
 
-	// The first half now, the second while Postgres is down.
-	first, second := ids[:n/2], ids[n/2:]
+	// All but 200 now (claims and parks in full flow at the stop); those
+	// while Postgres is down.
+	first, second := ids[:n-200], ids[n-200:]
 	fixture.PublishRequests(t, admin, topics.Requests, "m1", first)
 	probe := settleProbe{t: t, pool: pool, bankAddr: bankAddr}
 	gap := probe.waitInFlight("the restart")
@@ -83,11 +84,13 @@ func TestPostgresRestartMidSettleGroup(t *testing.T) {
 	restarted := time.Now()
 	t.Logf("%.1fs: Postgres started again after %s down", time.Since(began).Seconds(), down)
 
-	deadline := restarted.Add(45 * time.Second)
+	// Payouts parked while Postgres was down come back on their park
+	// backoff (up to 30 s), so a minute is the bound, not the expectation.
+	deadline := restarted.Add(time.Minute)
 	for probe.terminal() < n {
 		alive("after Postgres came back")
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d payouts ended 45 s after Postgres came back", probe.terminal(), n)
+			t.Fatalf("only %d of %d payouts ended a minute after Postgres came back", probe.terminal(), n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
