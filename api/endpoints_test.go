@@ -96,6 +96,12 @@ func endpoints(id string) map[string]endpoint {
 		"GET /v1/batches/{id}/items": {path: "/v1/batches/" + id + "/items", crossStatus: 404,
 			hostile: []hostile{{"id not UTF-8", "/v1/batches/b%ff/items", "", 404, "NOT_FOUND"}}},
 		"GET /v1/settings": {path: "/v1/settings", crossStatus: 200},
+		"GET /v1/keys":     {path: "/v1/keys", crossStatus: 200},
+		"POST /v1/keys": {path: "/v1/keys", crossStatus: 201, body: `{"label":"ep","scopes":["reports"]}`,
+			hostile: []hostile{{"control character", "", `{"label":"a\u0007","scopes":["reports"]}`, 422, "VALIDATION_ERROR"},
+				{"unknown scope", "", `{"label":"a","scopes":["root"]}`, 422, "VALIDATION_ERROR"}}},
+		"POST /v1/keys/{id}/revoke": {path: "/v1/keys/" + id + "/revoke", crossStatus: 404,
+			hostile: []hostile{{"overlong id", "/v1/keys/" + strings.Repeat("k", 300) + "/revoke", "", 404, "NOT_FOUND"}}},
 		"PATCH /v1/settings": {path: "/v1/settings", crossStatus: 200,
 			body: `{"callback_url":"https://cross.example.com/cb"}`,
 			hostile: []hostile{

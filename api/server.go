@@ -101,6 +101,8 @@ type Server struct {
 	// and one produce (zero fields: the defaults).
 	GroupCommit GroupCommit
 
+	keyUse keyUse // when each key's use was last recorded (keys_scoped.go)
+
 	committerOnce sync.Once
 	committer     *committer
 }
@@ -155,6 +157,9 @@ func (s *Server) MerchantRoutes() []Route {
 		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
 		{"GET", "/v1/reports/summary", s.authed(read, s.getReportSummary)},
 		{"GET", "/v1/reports/disbursements.csv", s.authed(read, s.getReportCSV)},
+		{"GET", "/v1/keys", s.authed(read, s.listMerchantKeys)},
+		{"POST", "/v1/keys", s.authed(read, s.createKey)},
+		{"POST", "/v1/keys/{id}/revoke", s.authed(read, s.revokeMerchantKey)},
 		{"GET", "/v1/openapi.yaml", s.getOpenAPI}, // public: the contract is no secret
 	}
 }
