@@ -80,6 +80,9 @@ func (s *Stage) release(j *job, reason string) {
 func (s *Stage) handle(ctx context.Context, j *job) verdict {
 	d := j.claim.Disbursement
 	p := s.Bank.Profile(d.BankCode)
+	if v, held := s.parkPaused(j); held {
+		return v
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
 	defer cancel()
 	if v, failed := s.checkHolder(wctx, j); failed {

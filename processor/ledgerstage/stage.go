@@ -31,6 +31,14 @@ type Stage struct {
 	Kafka  *kgo.Client
 	Topics events.Topics
 	Log    *slog.Logger
+	// Gate, when set, decides which requested payouts may be debited now
+	// (controls.Gate: the kill switch and velocity limits, issue 14).
+	Gate Gate
+}
+
+// Gate filters a polled batch's payout ids before the debit.
+type Gate interface {
+	Admit(ctx context.Context, ids []string) ([]string, error)
 }
 
 // Handle applies one polled batch.
@@ -48,6 +56,12 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 		ids = append(ids, req.DisbursementID)
 		if rid := processor.RequestIDOf(r); rid != "" {
 			rids[req.DisbursementID] = rid
+		}
+	}
+	if s.Gate != nil {
+		var err error
+		if ids, err = s.Gate.Admit(ctx, ids); err != nil {
+			return err
 		}
 	}
 	out, changed, err := s.Ledger.ApplyDebits(ctx, ids)
