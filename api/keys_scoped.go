@@ -33,6 +33,8 @@ var routeScopes = map[string]string{
 	"POST /v1/batches/quote":                   merchant.ScopePayoutsCreate,
 	"POST /v1/batches/{id}/cancel":             merchant.ScopePayoutsCreate,
 	"POST /v1/account-inquiry":                 merchant.ScopePayoutsCreate,
+	"POST /v1/account-inquiries":               merchant.ScopePayoutsCreate,
+	"GET /v1/account-inquiries/{id}":           merchant.ScopePayoutsRead,
 	"GET /v1/disbursements":                    merchant.ScopePayoutsRead,
 	"GET /v1/disbursements/{id}":               merchant.ScopePayoutsRead,
 	"GET /v1/batches":                          merchant.ScopePayoutsRead,

@@ -30,6 +30,11 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 			payout.FieldError{Field: "quote_id", Code: "UNKNOWN_FIELD", Message: "remove quote_id to quote a batch"}))
 		return
 	}
+	start, prob := s.parseScheduledAt(parsed.Header.ScheduledAt)
+	if prob != nil {
+		writeError(w, prob)
+		return
+	}
 	ctx := r.Context()
 	st, err := s.Merchants.Settings(ctx, p.MerchantID, p.Environment)
 	if err != nil {
@@ -60,8 +65,12 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 	if profiles == nil {
 		profiles = connectors.DefaultProfiles()
 	}
-	q := quote.Build(parsed, quote.Inputs{Fees: quoteFees(st), Balance: quote.Balance{Billing: bal.Billing, Available: bal.Available},
-		Duplicates: dups, Profiles: profiles, Breakers: breakers, Now: s.now()})
+	in := quote.Inputs{Fees: quoteFees(st), Balance: quote.Balance{Billing: bal.Billing, Available: bal.Available},
+		Duplicates: dups, Profiles: profiles, Breakers: breakers, Now: s.now()}
+	if start != nil { // a scheduled batch starts then
+		in.Start = *start
+	}
+	q := quote.Build(parsed, in)
 	if err := quotes.Save(ctx, p.MerchantID, p.Environment, &q); err != nil {
 		s.internalError(w, r, err)
 		return

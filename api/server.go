@@ -155,6 +155,8 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/balance/transactions.csv", s.authed(read, s.getBalanceTransactionsCSV)},
 		{"GET", "/v1/banks", s.authed(read, s.listBanks)},
 		{"POST", "/v1/account-inquiry", s.authed(read, s.accountInquiry)},
+		{"POST", "/v1/account-inquiries", s.authed(create, s.createInquiries)},
+		{"GET", "/v1/account-inquiries/{id}", s.authed(read, s.getInquiries)},
 		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
 		{"PATCH", "/v1/settings", s.authed(read, s.patchSettings)},
 		{"POST", "/v1/settings/secret-key/rotate", s.authed(read, s.rotateKey)},

@@ -108,6 +108,8 @@ type Inputs struct {
 	Profiles   connectors.Profiles
 	Breakers   map[string]string // host bank -> closed, half-open, open
 	Now        time.Time
+	// Start is when the batch would begin (its scheduled_at); zero: Now.
+	Start time.Time
 }
 
 // Build prices p.
@@ -159,9 +161,14 @@ func Build(p *batch.Parsed, in Inputs) Quote {
 	for code, b := range byBank {
 		perHost[connectors.HostOf(code)] += b.Count
 	}
+	start := in.Now
+	if in.Start.After(start) {
+		start = in.Start
+	}
 	finish := map[string]time.Time{}
 	for host, n := range perHost {
-		finish[host] = Estimate(in.Profiles.For(host), n, in.Now, in.Breakers[host] == "open")
+		// A breaker open now says nothing of a start hours ahead.
+		finish[host] = Estimate(in.Profiles.For(host), n, start, in.Breakers[host] == "open" && start.Equal(in.Now))
 	}
 	for code, b := range byBank {
 		host := connectors.HostOf(code)
@@ -170,7 +177,7 @@ func Build(p *batch.Parsed, in Inputs) Quote {
 		if st, ok := in.Breakers[host]; ok {
 			b.Breaker = st
 		}
-		if until, closed := p.ClosedUntil(in.Now); closed {
+		if until, closed := p.ClosedUntil(start); closed {
 			u := until.UTC()
 			b.ClosedUntil = &u
 		}

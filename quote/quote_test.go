@@ -85,3 +85,16 @@ func TestBuildAndDigest(t *testing.T) {
 		t.Fatalf("unacceptable quote %+v", q)
 	}
 }
+
+func TestBuildStartsAtScheduledAt(t *testing.T) {
+	p := &batch.Parsed{Header: batch.Header{ReferenceID: "b", Mode: batch.AllOrNothing}, Rows: 1,
+		Items: []batch.Item{{Row: 1, Request: payout.Request{ReferenceID: "a", BankCode: "bca", AccountNumber: "1234567890", Amount: 10_000, Currency: "IDR"}}}}
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	// 23:55 Jakarta: inside BCA's maintenance window (23:50 to 00:10).
+	start := time.Date(2026, 12, 7, 23, 55, 0, 0, connectors.Jakarta)
+	q := Build(p, Inputs{Profiles: connectors.DefaultProfiles(), Breakers: map[string]string{"bca": "open"}, Now: now, Start: start})
+	b := q.Banks[0]
+	if b.ClosedUntil == nil || !b.ExpectedCompletion.After(start.Add(15*time.Minute)) || b.ExpectedCompletion.After(start.Add(16*time.Minute)) {
+		t.Fatalf("a batch scheduled into a window: %+v", b)
+	}
+}
