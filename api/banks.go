@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -155,8 +156,8 @@ type bankListing struct {
 	ClosedUntil      *time.Time `json:"closed_until,omitempty"`
 }
 
-func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, _ merchant.Principal) {
-	breakers, err := s.breakerStates(r.Context())
+func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, who merchant.Principal) {
+	breakers, err := s.breakerStates(r.Context(), who.Environment)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -196,11 +197,14 @@ func windowKind(p connectors.Profile, now, until time.Time) string {
 	return connectors.WindowMaintenance
 }
 
-// breakerStates is the worst breaker state per bank that a dispatch worker
-// reported recently: open beats half-open beats closed.
-func (s *Server) breakerStates(ctx context.Context) (map[string]string, error) {
-	rows, err := s.Ledger.DB().Query(ctx, `SELECT bank, breaker FROM bank_health WHERE updated_at > now() - $1::bigint * interval '1 millisecond'`,
-		healthFresh.Milliseconds())
+// breakerStates is the worst breaker state per bank of env's gateway that a
+// dispatch worker reported recently: open beats half-open beats closed.
+// Each environment has its own breakers: a production outage is not a
+// sandbox one.
+func (s *Server) breakerStates(ctx context.Context, env string) (map[string]string, error) {
+	rows, err := s.Ledger.DB().Query(ctx, `SELECT bank, breaker FROM bank_health
+		WHERE environment = $2 AND updated_at > now() - $1::bigint * interval '1 millisecond'`,
+		healthFresh.Milliseconds(), env)
 	if err != nil {
 		return nil, err
 	}
@@ -219,13 +223,18 @@ func (s *Server) breakerStates(ctx context.Context) (map[string]string, error) {
 	return out, rows.Err()
 }
 
+// durationParam is the shape of older_than that api/openapi.yaml states:
+// up to three number-unit parts with at most 5 digits each side of the
+// point, so every value it allows parses without overflow.
+var durationParam = regexp.MustCompile(`^(0|([0-9]{1,5}(\.[0-9]{1,5})?(ns|us|µs|ms|s|m|h)){1,3})$`)
+
 // listUnresolved is the operators' list of payouts whose bank outcome is
 // still unknown: GET /operator/v1/payouts/unresolved?older_than=10m&limit=100.
 func (s *Server) listUnresolved(w http.ResponseWriter, r *http.Request) {
 	olderThan := 10 * time.Minute
 	if v := r.URL.Query().Get("older_than"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
+		if err != nil || !durationParam.MatchString(v) {
 			writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "older_than must be a duration such as 10m",
 				payout.FieldError{Field: "older_than", Code: "INVALID_FORMAT", Message: "a Go duration: 90s, 10m, 2h"}))
 			return

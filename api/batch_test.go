@@ -3,16 +3,23 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/internal/fixture"
+	"github.com/disburse/disburse/internal/testenv"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/processor"
+	"github.com/disburse/disburse/schemas/events"
 )
 
 // repeatReader yields a pattern until n bytes, without holding them.
@@ -144,4 +151,97 @@ func TestPartialBatch(t *testing.T) {
 
 func strBody(s string) func() io.Reader {
 	return func() io.Reader { return strings.NewReader(s) }
+}
+
+// TestBatchRequestID: the X-Request-Id of a batch create reaches the
+// batch and every item: stored on each (disburse trace shows it) and
+// carried as the request_id header of each item's request record (the
+// stages log it), beside a disbursement_id header; a single create's
+// record carries both too. A payout inserted afterwards outside a batch
+// gets no request id.
+func TestBatchRequestID(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	body := `{"reference_id":"b-rid","items":[
+		{"reference_id":"i1","bank_code":"bca","account_number":"1234567890","amount":100000},
+		{"reference_id":"i2","bank_code":"bni","account_number":"1234567890","amount":20000},
+		{"reference_id":"i3","bank_code":"ovo","account_number":"081234567890","amount":50000}]}`
+	a := e.callWith(t, e.key, "POST", e.srv.URL+"/v1/batches", body, func(r *http.Request) {
+		r.Header.Set("Idempotency-Key", "b-rid")
+		r.Header.Set("X-Request-Id", "rid-batch-7")
+	})
+	if a.status != 202 || a.header.Get("X-Request-Id") != "rid-batch-7" {
+		t.Fatalf("batch: %d %s", a.status, a.raw)
+	}
+	id := a.body["id"].(string)
+	if n := fixture.Count(t, e.pool, `SELECT count(*) FROM batches WHERE id = $1 AND request_id = 'rid-batch-7'`, id); n != 1 {
+		t.Errorf("the batch does not keep its request id")
+	}
+	if n := fixture.Count(t, e.pool, `SELECT count(*) FROM disbursements WHERE batch_id = $1 AND request_id = 'rid-batch-7'`, id); n != 3 {
+		t.Errorf("%d of 3 items keep the batch's request id", n)
+	}
+	loose := fixture.Pending(t, e.pool, "m1", "loose", 2, 1000)
+	if n := fixture.Count(t, e.pool, `SELECT count(*) FROM disbursements WHERE id = ANY($1) AND request_id = ''`, loose); n != 2 {
+		t.Errorf("payouts inserted after the batch took a request id: %d of 2 have none", 2-n)
+	}
+
+	cons, err := processor.NewClient(testenv.Kafka(t), kgo.ConsumeTopics(e.topics.Requests), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	pollCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	single := e.callWith(t, e.key, "POST", e.srv.URL+"/v1/disbursements", validBody, func(r *http.Request) {
+		r.Header.Set("Idempotency-Key", "single-rid")
+		r.Header.Set("X-Request-Id", "rid-single-7")
+	})
+	if single.status != 202 {
+		t.Fatalf("single: %d %s", single.status, single.raw)
+	}
+	want := map[string]string{single.body["id"].(string): "rid-single-7"}
+	rows, err := e.pool.Query(ctx, `SELECT id FROM disbursements WHERE batch_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(items) != 3 {
+		t.Fatalf("items %v %v", items, err)
+	}
+	for _, d := range items {
+		want[d] = "rid-batch-7"
+	}
+	type hdrs struct{ rid, did string }
+	got := map[string]hdrs{}
+	for len(got) < len(want) && pollCtx.Err() == nil {
+		fs := cons.PollFetches(pollCtx)
+		fs.EachRecord(func(r *kgo.Record) {
+			var ev events.Request
+			if json.Unmarshal(r.Value, &ev) == nil && want[ev.DisbursementID] != "" {
+				h := hdrs{rid: processor.RequestIDOf(r)}
+				for _, x := range r.Headers {
+					if x.Key == processor.DisbursementIDHeader {
+						h.did = string(x.Value)
+					}
+				}
+				got[ev.DisbursementID] = h
+			}
+		})
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d of %d request records read from Kafka", len(got), len(want))
+	}
+	for _, line := range []string{
+		`msg="batch accepted" request_id=rid-batch-7 batch_id=` + id,
+		`msg="payout accepted" request_id=rid-single-7 disbursement_id=` + single.body["id"].(string),
+	} {
+		if !strings.Contains(e.logs.String(), line) {
+			t.Errorf("API log lacks %q", line)
+		}
+	}
+	for d, h := range got {
+		if h.rid != want[d] || h.did != d {
+			t.Errorf("request record of %s: headers request_id %q, disbursement_id %q; want %q and the id", d, h.rid, h.did, want[d])
+		}
+	}
 }

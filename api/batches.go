@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -48,43 +49,34 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 			return
 		}
 	}
-	held, spec, prob, err := s.batchHold(r, p, parsed)
-	if prob != nil {
+	if _, prob := s.parseScheduledAt(parsed.Header.ScheduledAt); prob != nil {
 		writeError(w, prob)
 		return
 	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).CreateHeld(r.Context(), p.MerchantID, p.Environment, key, hash, parsed, held)
+	accepted, replay, err := s.SubmitBatch(r.Context(), p, key, hash, parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
 		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different batch; use a new key for a new batch"))
 		return
 	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if err := s.publishRequests(r, p, accepted.ID, pending); err != nil {
-		s.Log.Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+	if errors.Is(err, ErrNotQueued) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the batch is stored but not all items could be queued; retry with the same Idempotency-Key"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
 		return
 	}
 	if replay {
 		w.Header().Set("Idempotent-Replayed", "true")
 	} else {
-		s.Log.Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
+		s.logFor(r.Context()).Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
 			"items", accepted.ItemCount, "rejected", accepted.RejectedCount, "duplicates", accepted.DuplicateCount)
 	}
 	h, err := s.holdOf(r.Context(), p, accepted.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
-	}
-	if h != nil && !replay && spec != nil && spec.Approval {
-		s.announce(r.Context(), *h, hold.TypeApprovalRequested)
 	}
 	w.Header().Set("Location", "/v1/batches/"+accepted.ID)
 	writeJSON(w, http.StatusAccepted, struct {
@@ -115,7 +107,13 @@ func readBatch(w http.ResponseWriter, r *http.Request) (parsed *batch.Parsed, fi
 	if mt == "text/csv" {
 		header.ReferenceID, header.Mode, header.QuoteID, header.ScheduledAt = q.Get("reference_id"), q.Get("mode"), q.Get("quote_id"), q.Get("scheduled_at")
 	} else if q.Has("reference_id") || q.Has("mode") || q.Has("quote_id") || q.Has("scheduled_at") {
-		return fail(newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id, mode, quote_id and scheduled_at in its body, not the query"))
+		var fields []payout.FieldError
+		for _, name := range []string{"reference_id", "mode", "quote_id", "scheduled_at"} {
+			if q.Has(name) {
+				fields = append(fields, payout.FieldError{Field: name, Code: "CSV_ONLY", Message: "a JSON batch carries " + name + " in its body, not the query"})
+			}
+		}
+		return fail(newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id, mode, quote_id and scheduled_at in its body, not the query", fields...))
 	}
 	// The idempotency fingerprint covers the raw body and, for CSV, the query.
 	hash := sha256.New()
@@ -152,18 +150,53 @@ func readBatch(w http.ResponseWriter, r *http.Request) (parsed *batch.Parsed, fi
 	return parsed, hash.Sum(nil), true
 }
 
+// ErrNotQueued: SubmitBatch stored the batch but could not queue all of its
+// items; submitting it again with the same idempotency key queues them.
+var ErrNotQueued = errors.New("api: the batch is stored but not all items could be queued")
+
+// SubmitBatch stores a parsed batch under the idempotency key (hash is the
+// fingerprint of what was submitted) and queues its PENDING items for the
+// ledger stage: what POST /v1/batches does once the body is read, shared
+// with the dashboard's upload. replay reports a batch submitted before
+// with the same key and hash.
+//
+// A batch the environment's approval policy asks a checker for, or with a
+// scheduled_at, is stored held (issue 14; holds.go) and nothing is queued;
+// ErrInvalidSchedule refuses a scheduled_at that is not RFC 3339, in the
+// future and at most 30 days ahead.
+func (s *Server) SubmitBatch(ctx context.Context, p merchant.Principal, key string, hash []byte, parsed *batch.Parsed) (accepted batch.Accepted, replay bool, err error) {
+	held, spec, err := s.batchHold(ctx, p, parsed)
+	if err != nil {
+		return accepted, false, err
+	}
+	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).CreateHeld(ctx, p.MerchantID, p.Environment, key, hash, parsed, held)
+	if err != nil {
+		return accepted, replay, err
+	}
+	if spec != nil && spec.Approval && !replay {
+		if h, err := s.holds().Get(ctx, p.MerchantID, p.Environment, accepted.ID); err == nil {
+			s.announce(ctx, h, hold.TypeApprovalRequested)
+		}
+	}
+	if err := s.publishRequests(ctx, p, accepted.ID, pending); err != nil {
+		s.logFor(ctx).Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
+		return accepted, replay, fmt.Errorf("%w: %v", ErrNotQueued, err)
+	}
+	return accepted, replay, nil
+}
+
 // publishRequests queues the batch's PENDING payouts for the ledger stage.
-func (s *Server) publishRequests(r *http.Request, p merchant.Principal, batchID string, ids []string) error {
+func (s *Server) publishRequests(ctx context.Context, p merchant.Principal, batchID string, ids []string) error {
 	now := time.Now().UTC()
 	for start := 0; start < len(ids); start += publishChunk {
 		chunk := ids[start:min(start+publishChunk, len(ids))]
 		recs := make([]*kgo.Record, len(chunk))
 		for i, id := range chunk {
-			recs[i] = processor.JSONRecord(s.Topics.Requests, p.MerchantID, events.Request{
+			recs[i] = processor.WithDisbursementID(processor.JSONRecord(s.Topics.Requests, p.MerchantID, events.Request{
 				DisbursementID: id, MerchantID: p.MerchantID, Environment: p.Environment, BatchID: batchID, AcceptedAt: now,
-			})
+			}), id)
 		}
-		if err := processor.Produce(r.Context(), s.Kafka, recs...); err != nil {
+		if err := processor.Produce(ctx, s.Kafka, recs...); err != nil {
 			return err
 		}
 	}
@@ -248,6 +281,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, p merchant.
 	}
 	for _, st := range q["status"] {
 		switch st {
+		case "": // sent empty: as if absent, like every optional parameter
 		case "ACCEPTED", "PROCESSING", "COMPLETED":
 			f.Statuses = append(f.Statuses, st)
 		default:

@@ -110,7 +110,7 @@ func (s *Server) redeliverCallback(w http.ResponseWriter, r *http.Request, p mer
 		s.internalError(w, r, err)
 		return
 	}
-	s.Log.Info("callback redelivery requested", "callback_id", c.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
+	s.logFor(r.Context()).Info("callback redelivery requested", "callback_id", c.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
 	writeJSON(w, http.StatusAccepted, c)
 }
 

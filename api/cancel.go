@@ -55,7 +55,7 @@ func (s *Server) cancelDisbursement(w http.ResponseWriter, r *http.Request, p me
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
-		s.Log.Info("payout cancelled", "disbursement_id", d.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
+		s.logFor(r.Context()).Info("payout cancelled", "disbursement_id", d.ID, "merchant_id", p.MerchantID, "environment", p.Environment)
 		writeJSON(w, http.StatusOK, d)
 	}
 }
@@ -100,7 +100,7 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, p merchant.
 	}
 	// The ledger counts the held items cancelled just before as ended.
 	done, kept = done+heldDone, kept-heldDone
-	s.Log.Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
+	s.logFor(r.Context()).Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"cancelled", done, "not_cancelled", kept)
 	writeJSON(w, http.StatusOK, BatchCancel{BatchID: id, Cancelled: done, NotCancelled: kept})
 }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/callbacks/signature"
 	"github.com/disburse/disburse/client"
 	"github.com/disburse/disburse/internal/fixture"
@@ -131,6 +133,22 @@ func TestGoClient(t *testing.T) {
 	if batches != 1 || items != 1 {
 		t.Errorf("%d batches, %d items", batches, items)
 	}
+	// Cancel: a PENDING payout (the ledger stage is not running) and a
+	// batch; both are safe to repeat.
+	cancelled, err := c.CancelDisbursement(ctx, d.ID)
+	if err != nil || cancelled.Status != client.StatusCancelled {
+		t.Fatalf("cancel: %+v %v", cancelled, err)
+	}
+	if again, err := c.CancelDisbursement(ctx, d.ID); err != nil || again.Status != client.StatusCancelled || again.Version != cancelled.Version {
+		t.Fatalf("cancel again: %+v %v", again, err)
+	}
+	if _, err := c.CancelDisbursement(ctx, "dsb_nope"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Fatalf("cancel a missing payout: %v", err)
+	}
+	bc, err := c.CancelBatch(ctx, a.ID)
+	if err != nil || bc.BatchID != a.ID || bc.Cancelled != 1 || bc.NotCancelled != 0 {
+		t.Fatalf("cancel batch: %+v %v", bc, err)
+	}
 	banks, err := c.Banks(ctx)
 	if err != nil || len(banks) == 0 {
 		t.Fatalf("banks: %v", err)
@@ -165,5 +183,77 @@ func TestGoClient(t *testing.T) {
 	}
 	if err := client.VerifyCallback("whsec_test", header, append(body, ' '), 5*time.Minute, now); err == nil {
 		t.Fatal("a changed body verified")
+	}
+}
+
+// clientCalls names the client method of every merchant route: a new
+// route fails TestClientCoversEveryMerchantRoute until the client has a
+// typed call for it (issue 17: a call for every merchant operation).
+var clientCalls = map[string]string{
+	"POST /v1/disbursements":                   "CreateDisbursement",
+	"GET /v1/disbursements":                    "ListDisbursements",
+	"GET /v1/disbursements/{id}":               "GetDisbursement",
+	"POST /v1/disbursements/{id}/cancel":       "CancelDisbursement",
+	"POST /v1/batches":                         "CreateBatch",
+	"GET /v1/batches":                          "ListBatches",
+	"GET /v1/batches/{id}":                     "GetBatch",
+	"GET /v1/batches/{id}/items":               "ListBatchItems",
+	"POST /v1/batches/{id}/cancel":             "CancelBatch",
+	"GET /v1/balance":                          "Balance",
+	"GET /v1/balance/transactions":             "BalanceTransactions",
+	"GET /v1/balance/transactions.csv":         "BalanceTransactionsCSV",
+	"GET /v1/banks":                            "Banks",
+	"POST /v1/account-inquiry":                 "AccountInquiry",
+	"GET /v1/settings":                         "Settings",
+	"PATCH /v1/settings":                       "UpdateSettings",
+	"POST /v1/settings/secret-key/rotate":      "RotateSecretKey",
+	"GET /v1/events":                           "Events",
+	"GET /v1/callbacks":                        "Callbacks",
+	"GET /v1/callbacks/{id}":                   "GetCallback",
+	"POST /v1/callbacks/{id}/redeliver":        "RedeliverCallback",
+	"POST /v1/settings/callback-secret/rotate": "RotateCallbackSecret",
+	"GET /v1/reports/summary":                  "ReportSummary",
+	"GET /v1/reports/disbursements.csv":        "ReportCSV",
+	"GET /v1/openapi.yaml":                     "OpenAPI",
+	"GET /v1/keys":                             "Keys",
+	"POST /v1/keys":                            "CreateKey",
+	"POST /v1/keys/{id}/revoke":                "RevokeKey",
+	"POST /v1/batches/quote":                   "QuoteBatch",
+	"GET /v1/controls":                         "Controls",
+	"PUT /v1/controls/velocity":                "SetVelocityLimits",
+	"POST /v1/controls/pause":                  "PausePayouts",
+	"POST /v1/controls/resume":                 "ResumePayouts",
+	"POST /v1/disbursements/{id}/approve":      "ApproveDisbursement",
+	"POST /v1/disbursements/{id}/reject":       "RejectDisbursement",
+	"POST /v1/batches/{id}/approve":            "ApproveBatch",
+	"POST /v1/batches/{id}/reject":             "RejectBatch",
+	"GET /v1/approvals":                        "Approvals",
+	"GET /v1/approvals/policy":                 "ApprovalPolicy",
+	"PUT /v1/approvals/policy":                 "SetApprovalPolicy",
+	"POST /v1/account-inquiries":               "CreateAccountInquiries",
+	"GET /v1/account-inquiries/{id}":           "GetAccountInquiries",
+}
+
+// TestClientCoversEveryMerchantRoute: every merchant route has its typed
+// call in the client package, and every call named here exists.
+func TestClientCoversEveryMerchantRoute(t *testing.T) {
+	ct := reflect.TypeOf(&client.Client{})
+	seen := map[string]bool{}
+	for _, r := range (&api.Server{}).MerchantRoutes() {
+		k := r.Method + " " + r.Pattern
+		seen[k] = true
+		name, ok := clientCalls[k]
+		if !ok {
+			t.Errorf("%s has no client call: add one to package client and to clientCalls", k)
+			continue
+		}
+		if _, ok := ct.MethodByName(name); !ok {
+			t.Errorf("%s: client.Client has no method %s", k, name)
+		}
+	}
+	for k := range clientCalls {
+		if !seen[k] {
+			t.Errorf("clientCalls names %s, which the API does not serve", k)
+		}
 	}
 }

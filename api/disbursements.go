@@ -85,7 +85,7 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	case errors.Is(err, errPublish):
 		// Stored but not acknowledged by Kafka: a 202 would promise a
 		// payout that may never be processed. The retry's replay publishes.
-		s.Log.Error("publish payout request", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "err", err)
+		s.logFor(r.Context()).Error("publish payout request", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, newProblem(http.StatusServiceUnavailable, CodeUnavailable, "the payout could not be queued; retry with the same Idempotency-Key"))
 		return
@@ -106,7 +106,7 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 		}
 	}
 	if created {
-		s.Log.Info("payout accepted", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "environment", d.Environment,
+		s.logFor(r.Context()).Info("payout accepted", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "environment", d.Environment,
 			"bank", d.BankCode, "amount", d.Amount)
 	} else {
 		w.Header().Set("Idempotent-Replayed", "true")

@@ -199,7 +199,11 @@ func endpoints(id string) map[string]endpoint {
 		"POST /operator/v1/merchants/{id}/environments/{env}/invoices/{invoice}/pay": {path: "/operator/v1/merchants/m1/environments/sandbox/invoices/1/pay",
 			headers: map[string]string{"Idempotency-Key": "ep-pay"},
 			hostile: []hostile{{"invoice not a number", "/operator/v1/merchants/m1/environments/sandbox/invoices/x1/pay", "", 404, "NOT_FOUND"}}},
-		"GET /operator/v1/payouts/unresolved": {path: "/operator/v1/payouts/unresolved"},
+		"GET /operator/v1/payouts/unresolved":  {path: "/operator/v1/payouts/unresolved"},
+		"GET /operator/v1/activation-requests": {path: "/operator/v1/activation-requests"},
+		"POST /operator/v1/users/password-reset": {path: "/operator/v1/users/password-reset", body: `{"email":"a@toko.example"}`,
+			hostile: []hostile{{"control character", "", `{"email":"a\u0007@toko.example"}`, 422, "VALIDATION_ERROR"},
+				{"empty email", "", `{"email":""}`, 422, "VALIDATION_ERROR"}}},
 		"GET /operator/v1/merchants/{id}/settings-audit": {path: "/operator/v1/merchants/m1/settings-audit",
 			hostile: []hostile{
 				{"limit out of range", "/operator/v1/merchants/m1/settings-audit?limit=0", "", 400, "VALIDATION_ERROR"},

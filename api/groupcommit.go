@@ -191,11 +191,11 @@ func (c *committer) run(items []payout.NewPayout) []createResult {
 		// stage dedups.
 		if r.Err == nil && r.Disbursement.Status == payout.Pending {
 			d := r.Disbursement
-			rec := processor.JSONRecord(c.topic, d.MerchantID, events.Request{
+			rec := processor.WithDisbursementID(processor.JSONRecord(c.topic, d.MerchantID, events.Request{
 				DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment,
 				ReferenceID: d.ReferenceID, BankCode: d.BankCode, Amount: d.Amount, Currency: d.Currency,
 				AcceptedAt: c.now().UTC(),
-			})
+			}), d.ID)
 			if rid := items[i].RequestID; rid != "" {
 				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(rid)})
 			}

@@ -25,7 +25,7 @@ func (s *Server) checkScheduledAt(at *time.Time) *problem {
 	now := s.now()
 	if !at.After(now) || at.After(now.Add(hold.MaxAhead)) {
 		return newProblem(http.StatusUnprocessableEntity, CodeValidation, "scheduled_at must be in the future and at most 30 days ahead",
-			payout.FieldError{Field: "scheduled_at", Code: "OUT_OF_RANGE", Message: "an RFC 3339 time after now and at most 30 days ahead"})
+			payout.FieldError{Field: "scheduled_at", Code: "SCHEDULE_WINDOW", Message: "an RFC 3339 time after now and at most 30 days ahead"})
 	}
 	return nil
 }
@@ -38,7 +38,7 @@ func (s *Server) parseScheduledAt(raw string) (*time.Time, *problem) {
 	t, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
 		return nil, newProblem(http.StatusUnprocessableEntity, CodeValidation, "scheduled_at must be an RFC 3339 time",
-			payout.FieldError{Field: "scheduled_at", Code: "INVALID_FORMAT", Message: "an RFC 3339 time such as 2026-12-24T09:00:00+07:00"})
+			payout.FieldError{Field: "scheduled_at", Code: "INVALID_DATE", Message: "an RFC 3339 time that exists, such as 2026-12-24T09:00:00+07:00"})
 	}
 	t = t.UTC()
 	return &t, s.checkScheduledAt(&t)
@@ -138,24 +138,28 @@ func sameSchedule(h *hold.Hold, at *time.Time) bool {
 	return stored.Equal(*at)
 }
 
-// batchHold is the hold a new batch gets, or nil.
-func (s *Server) batchHold(r *http.Request, p merchant.Principal, parsed *batch.Parsed) (batch.Hold, *hold.Spec, *problem, error) {
+// ErrInvalidSchedule: a batch's scheduled_at is not an RFC 3339 time in
+// the future and at most 30 days ahead.
+var ErrInvalidSchedule = errors.New("api: scheduled_at must be an RFC 3339 time after now and at most 30 days ahead")
+
+// batchHold is the hold a new batch gets (nil hold and spec: none).
+func (s *Server) batchHold(ctx context.Context, p merchant.Principal, parsed *batch.Parsed) (batch.Hold, *hold.Spec, error) {
 	at, prob := s.parseScheduledAt(parsed.Header.ScheduledAt)
 	if prob != nil {
-		return nil, nil, prob, nil
+		return nil, nil, ErrInvalidSchedule
 	}
 	var total int64
 	for _, it := range parsed.Items {
 		total += it.Amount
 	}
-	spec, err := s.spec(r.Context(), p, func(pol hold.Policy) bool { return pol.BatchNeeds(len(parsed.Items), total) }, at)
+	spec, err := s.spec(ctx, p, func(pol hold.Policy) bool { return pol.BatchNeeds(len(parsed.Items), total) }, at)
 	if err != nil || !spec.Held() {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	return func(ctx context.Context, tx pgx.Tx, a batch.Accepted, ids []string) error {
 		_, err := hold.Place(ctx, tx, hold.KindBatch, a.ID, p.MerchantID, p.Environment, ids, a.TotalAmount, spec)
 		return err
-	}, &spec, nil, nil
+	}, &spec, nil
 }
 
 // announce records an approval step's callback; a failure is logged (the

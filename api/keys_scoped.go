@@ -130,7 +130,7 @@ type keyRequest struct {
 // validate checks a key request and returns its scopes in AllScopes order.
 func (in keyRequest) validate() ([]string, []payout.FieldError) {
 	var errs []payout.FieldError
-	label := strings.TrimSpace(in.Label)
+	label := in.Label
 	switch {
 	case label == "":
 		errs = append(errs, payout.FieldError{Field: "label", Code: "REQUIRED", Message: "name the key (1 to 64 characters)"})
@@ -171,7 +171,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p merchant.Pr
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the key request has invalid fields", errs...))
 		return
 	}
-	key, k, err := s.Merchants.IssueScopedKey(r.Context(), p, strings.TrimSpace(in.Label), scopes, s.now())
+	key, k, err := s.Merchants.IssueScopedKey(r.Context(), p, in.Label, scopes, s.now())
 	if errors.Is(err, merchant.ErrTooManyKeys) {
 		writeError(w, newProblem(http.StatusConflict, CodeConflict, "this environment already has the most live restricted keys; revoke one first"))
 		return

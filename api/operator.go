@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -147,8 +148,8 @@ func (s *Server) topUp(w http.ResponseWriter, r *http.Request) {
 	if in.Currency != "IDR" {
 		fields = append(fields, payout.FieldError{Field: "currency", Code: "UNSUPPORTED", Message: "currency must be IDR"})
 	}
-	if len(in.Memo) > 200 {
-		fields = append(fields, payout.FieldError{Field: "memo", Code: "TOO_LONG", Message: "memo must be at most 200 bytes"})
+	if utf8.RuneCountInString(in.Memo) > 200 { // characters, as the spec's maxLength counts
+		fields = append(fields, payout.FieldError{Field: "memo", Code: "TOO_LONG", Message: "memo must be at most 200 characters"})
 	} else if !payout.CleanText(in.Memo) {
 		fields = append(fields, payout.FieldError{Field: "memo", Code: "INVALID_CHARACTERS", Message: "memo must be UTF-8 text without control characters"})
 	}

@@ -33,12 +33,13 @@ func queryLimit(q url.Values, def, max int) (int, *problem) {
 	return n, nil
 }
 
-// queryText reads a free-text parameter of at most max bytes of UTF-8
-// without control characters.
+// queryText reads a free-text parameter of at most max characters of
+// UTF-8 without control characters.
 func queryText(q url.Values, param string, max int) (string, *problem) {
 	v := q.Get(param)
-	if len(v) > max || !utf8.ValidString(v) {
-		return "", badQuery(param, "INVALID_VALUE", param+" must be UTF-8 text of at most "+strconv.Itoa(max)+" bytes")
+	// Characters, as the spec's maxLength counts them.
+	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
+		return "", badQuery(param, "INVALID_VALUE", param+" must be UTF-8 text of at most "+strconv.Itoa(max)+" characters")
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {

@@ -56,7 +56,7 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 		s.internalError(w, r, err)
 		return
 	}
-	breakers, err := s.breakerStates(ctx)
+	breakers, err := s.breakerStates(ctx, p.Environment)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -95,7 +95,7 @@ func (s *Server) checkQuote(r *http.Request, p merchant.Principal, parsed *batch
 		return nil
 	case errors.Is(err, quote.ErrNotFound):
 		return newProblem(http.StatusUnprocessableEntity, CodeValidation, "no such quote in this environment",
-			payout.FieldError{Field: "quote_id", Code: "NOT_FOUND", Message: "quote_id must be an id POST /v1/batches/quote answered in this environment"})
+			payout.FieldError{Field: "quote_id", Code: "UNKNOWN_QUOTE", Message: "quote_id must be an id POST /v1/batches/quote answered in this environment"})
 	case errors.Is(err, quote.ErrExpired):
 		return newProblem(http.StatusConflict, CodeQuoteExpired, "the quote expired; quote the batch again")
 	case errors.Is(err, quote.ErrMismatch):

@@ -40,7 +40,7 @@ func TestQuoteBatch(t *testing.T) {
 		t.Fatalf("quote: %d %s", a.status, a.raw)
 	}
 	b := a.body
-	checks := map[string]any{"rows": 4.0, "valid_count": 3.0, "invalid_count": 1.0, "duplicate_count": 1.0, "acceptable": true,
+	checks := map[string]any{"rows": 4.0, "valid_count": 3.0, "rejected_count": 1.0, "duplicate_count": 1.0, "acceptable": true,
 		"item_count": 2.0, "total_amount": 20_150_000.0, "total_fee": 2500 + 150.0 + 2500 + 20_000.0, "over_limit_count": 1.0}
 	for k, want := range checks {
 		if b[k] != want {
@@ -53,7 +53,7 @@ func TestQuoteBatch(t *testing.T) {
 	if banks := b["banks"].([]any); len(banks) != 2 || banks[0].(map[string]any)["bank_code"] != "bca" || banks[1].(map[string]any)["bank_code"] != "ovo" {
 		t.Errorf("banks %v", banks)
 	}
-	if row := b["invalid_rows"].([]any)[0].(map[string]any); row["row"] != 4.0 || row["field"] != "amount" {
+	if row := b["rejected"].([]any)[0].(map[string]any); row["row"] != 4.0 || row["field"] != "amount" {
 		t.Errorf("invalid row %v", row)
 	}
 	if state() != before || e.requestRecords(t) != published {

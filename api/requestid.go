@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"regexp"
 
@@ -25,4 +26,10 @@ func requestID(r *http.Request) string {
 // payout store and Kafka producer (payout.WithRequestID) find it.
 func withRequestID(ctx context.Context, id string) context.Context {
 	return payout.WithRequestID(context.WithValue(ctx, requestIDKey{}, id), id)
+}
+
+// logFor is the server's logger with the call's request id on every line,
+// for the lines about a payout or batch the call touches.
+func (s *Server) logFor(ctx context.Context) *slog.Logger {
+	return s.Log.With("request_id", payout.RequestID(ctx))
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/merchant"
@@ -16,7 +17,10 @@ const defaultSearchLimit = 50
 // share: reference_id, batch_id, status (repeated for several), bank_code,
 // created_from (inclusive) and created_to (exclusive), RFC 3339.
 func payoutFilter(r *http.Request) (payout.Filter, *problem) {
-	q := r.URL.Query()
+	return payoutFilterOf(r.URL.Query())
+}
+
+func payoutFilterOf(q url.Values) (payout.Filter, *problem) {
 	var f payout.Filter
 	var prob *problem
 	if f.ReferenceID, prob = queryText(q, "reference_id", payout.MaxReferenceID); prob != nil {
@@ -27,6 +31,7 @@ func payoutFilter(r *http.Request) (payout.Filter, *problem) {
 	}
 	for _, s := range q["status"] {
 		switch st := payout.Status(s); st {
+		case "": // sent empty: as if absent, like every optional parameter
 		case payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled,
 			payout.AwaitingApproval, payout.Scheduled:
 			f.Statuses = append(f.Statuses, st)

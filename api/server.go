@@ -97,6 +97,10 @@ type Server struct {
 	// a merchant.ShareLimiter: buckets in memory holding this instance's
 	// share of each merchant's rate.
 	RateLimiter RateLimiter
+	// Dashboard answers the operator's calls about the merchant
+	// dashboard's users (activation requests, password reset links); nil
+	// answers 503.
+	Dashboard Dashboard
 	// GroupCommit configures how concurrent creates share one transaction
 	// and one produce (zero fields: the defaults).
 	GroupCommit GroupCommit
@@ -198,6 +202,8 @@ func (s *Server) OperatorRoutes() []Route {
 		{"POST", "/operator/v1/merchants/{id}/keys/{key_id}/revoke", s.operator(s.revokeKey)},
 		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/rate-limits", s.operator(s.setRateLimits)},
 		{"GET", "/operator/v1/merchants/{id}/settings-audit", s.operator(s.settingsAudit)},
+		{"GET", "/operator/v1/activation-requests", s.operator(s.listActivationRequests)},
+		{"POST", "/operator/v1/users/password-reset", s.operator(s.passwordReset)},
 		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/velocity-ceiling", s.operator(s.setVelocityCeiling)},
 		{"POST", "/operator/v1/merchants/{id}/environments/{env}/pause", s.operator(s.operatorPause)},
 		{"POST", "/operator/v1/merchants/{id}/environments/{env}/resume", s.operator(s.operatorResume)},

@@ -70,7 +70,8 @@ func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
 // transaction. Items whose reference_id was used before are not inserted
 // and come back as duplicates. On a replay (same key, same body hash) it
 // returns the stored answer and replay=true; pending lists the payouts of
-// the batch still PENDING, which the caller publishes (again).
+// the batch still PENDING, which the caller publishes (again). The request
+// id ctx carries (payout.RequestID) is stored on the batch and on each item.
 func (s *Store) Create(ctx context.Context, merchantID, environment, idempotencyKey string, hash []byte, p *Parsed) (a Accepted, pending []string, replay bool, err error) {
 	return s.CreateHeld(ctx, merchantID, environment, idempotencyKey, hash, p, nil)
 }
@@ -86,9 +87,10 @@ func (s *Store) CreateHeld(ctx context.Context, merchantID, environment, idempot
 	id := ID(merchantID, environment, idempotencyKey)
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var createdAt time.Time
-		err := tx.QueryRow(ctx, `INSERT INTO batches (id, merchant_id, environment, idempotency_key, request_hash, reference_id, mode, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACCEPTED') ON CONFLICT DO NOTHING RETURNING created_at`,
-			id, merchantID, environment, idempotencyKey, hash, p.Header.ReferenceID, p.Header.Mode).Scan(&createdAt)
+		rid := payout.RequestID(ctx)
+		err := tx.QueryRow(ctx, `INSERT INTO batches (id, merchant_id, environment, idempotency_key, request_hash, reference_id, mode, status, request_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACCEPTED', $8) ON CONFLICT DO NOTHING RETURNING created_at`,
+			id, merchantID, environment, idempotencyKey, hash, p.Header.ReferenceID, p.Header.Mode, rid).Scan(&createdAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			replay = true
 			return s.replay(ctx, tx, id, hash, &a, &pending)
@@ -103,6 +105,12 @@ func (s *Store) CreateHeld(ctx context.Context, merchantID, environment, idempot
 		}
 		if err := copyItems(ctx, tx, merchantID, environment, p.Items); err != nil {
 			return err
+		}
+		// Every item keeps the batch call's X-Request-Id: the column's
+		// default reads this transaction-local setting (migration 00017),
+		// since payout.InsertStaged does not name request_id.
+		if _, err := tx.Exec(ctx, `SELECT set_config('disburse.request_id', $1, true)`, rid); err != nil {
+			return fmt.Errorf("set request id: %w", err)
 		}
 		staged, err := payout.InsertStaged(ctx, tx, merchantID, environment, id)
 		if err == nil {

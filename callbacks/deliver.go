@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -133,7 +134,10 @@ func newClient(checked bool) *http.Client {
 			Proxy:               nil,
 			DialContext:         d.DialContext,
 			TLSHandshakeTimeout: 5 * time.Second,
-			MaxIdleConnsPerHost: 4,
+			// As many as an endpoint may have in flight (its
+			// callback_concurrency, at most 64): fewer would close and
+			// dial connections on every round of deliveries.
+			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     60 * time.Second,
 			ForceAttemptHTTP2:   true,
 		},
@@ -234,8 +238,8 @@ func (w *Worker) attempt(ctx context.Context, c Claimed) {
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
 	status, err := w.Store.Finish(ctx, c, r, w.retryIn(c.Attempts+1))
-	log := w.Log.With("callback_id", c.ID, "merchant_id", c.MerchantID, "environment", c.Environment,
-		"type", c.Type, "attempt", c.Attempts+1)
+	log := w.Log.With("callback_id", c.ID, subjectKey(c.Type), c.SubjectID, "request_id", c.RequestID,
+		"merchant_id", c.MerchantID, "environment", c.Environment, "type", c.Type, "attempt", c.Attempts+1)
 	if err != nil {
 		// The lease expires and the callback is tried again.
 		log.Error("record callback attempt", "err", err)
@@ -257,13 +261,33 @@ func (w *Worker) attempt(ctx context.Context, c Claimed) {
 	}
 }
 
-// send POSTs the callback once.
-func (w *Worker) send(ctx context.Context, c Claimed) Result {
-	return w.post(ctx, c, c.ID, c.Body)
+// subjectKey is the log attribute naming what a callback of typ announces.
+func subjectKey(typ string) string {
+	if typ == TypeBatchCompleted {
+		return "batch_id"
+	}
+	return "disbursement_id"
 }
 
-// post sends body, signed, to c's endpoint once, with X-Callback-Id id.
-func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Result {
+// send POSTs the callback once, naming what it announces in a header
+// (X-Disbursement-Id or X-Batch-Id) beside the X-Request-Id of the call
+// that created it, so the merchant can route and quote it unparsed.
+func (w *Worker) send(ctx context.Context, c Claimed) Result {
+	h := http.Header{}
+	if c.Type == TypeBatchCompleted {
+		h.Set("X-Batch-Id", c.SubjectID)
+	} else if c.SubjectID != "" {
+		h.Set("X-Disbursement-Id", c.SubjectID)
+	}
+	if c.RequestID != "" {
+		h.Set("X-Request-Id", c.RequestID)
+	}
+	return w.post(ctx, c, c.ID, h, c.Body)
+}
+
+// post sends body, signed, to c's endpoint once, with X-Callback-Id id and
+// the extra headers.
+func (w *Worker) post(ctx context.Context, c Claimed, id string, extra http.Header, body []byte) Result {
 	r := Result{URL: c.URL, StartedAt: time.Now()}
 	fail := func(format string, args ...any) Result {
 		r.Err = fmt.Sprintf(format, args...)
@@ -289,6 +313,9 @@ func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Re
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "disburse-callbacks/1")
 	req.Header.Set("X-Callback-Id", id)
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	req.Header.Set(signature.HeaderName, signature.Sign(time.Now(), body, secrets...))
 	client := w.strict
 	if w.Policy.Relaxed(c.Environment) {
@@ -320,7 +347,7 @@ func (w *Worker) post(ctx context.Context, c Claimed, id string, body []byte) Re
 func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 	id, body := BatchBody(group)
 	inFlight.Inc()
-	r := w.post(ctx, group[0], id, body)
+	r := w.post(ctx, group[0], id, nil, body) // many payouts: each event's ids are in the log below
 	inFlight.Dec()
 	attemptSeconds.Observe(r.Duration.Seconds())
 	attempts := 0
@@ -342,6 +369,10 @@ func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 			status = "lease_lost"
 		}
 		counts[status]++
+		// One line per callback, so a payout's request id finds its
+		// delivery; the summary line below is about the POST.
+		log.Info("callback in batch attempt", "callback_id", c.ID, subjectKey(c.Type), c.SubjectID,
+			"request_id", c.RequestID, "type", c.Type, "outcome", status)
 		switch status {
 		case Delivered:
 			deliveries.WithLabelValues("delivered").Inc()
@@ -363,4 +394,19 @@ func (w *Worker) attemptBatch(ctx context.Context, group []Claimed) {
 		log.Warn("callback batch attempt failed; will retry", "status_code", r.StatusCode, "err", r.Err,
 			"retry", counts[Pending], "lease_lost", counts["lease_lost"])
 	}
+}
+
+// TestType is the type of the callback Test sends.
+const TestType = "callback.test"
+
+// Test POSTs one signed callback of type TestType to url, as a delivery
+// would (the same signature, client and URL policy), and returns the
+// receiver's answer. Nothing is recorded: it is the dashboard's "send test
+// callback", for a merchant checking their receiver before payouts flow.
+func (w *Worker) Test(ctx context.Context, merchantID, environment, url string, now time.Time) Result {
+	w.init()
+	id := "cb_test_" + strconv.FormatInt(now.UnixNano(), 36)
+	body := encode(map[string]any{"id": id, "type": TestType, "created_at": now.UTC().Format(time.RFC3339),
+		"data": map[string]string{"message": "test callback from disburse; answer 2xx"}})
+	return w.post(ctx, Claimed{URL: url, MerchantID: merchantID, Environment: environment}, id, nil, body)
 }

@@ -69,6 +69,25 @@ func (c *Client) ListDisbursements(ctx context.Context, f DisbursementFilter) it
 	return pages[Disbursement](ctx, c, "/v1/disbursements", filterQuery(f), "cursor")
 }
 
+// CancelDisbursement cancels a payout not yet handed to its bank (PENDING,
+// or parked with no transfer call); its debit returns to the balance. A
+// payout at its bank or ended answers an *Error with Code
+// "NOT_CANCELLABLE" (409). Cancelling twice answers the cancelled payout
+// again, so retries are safe.
+func (c *Client) CancelDisbursement(ctx context.Context, id string) (Disbursement, error) {
+	var d Disbursement
+	err := c.do(ctx, "POST", "/v1/disbursements/"+url.PathEscape(id)+"/cancel", nil, nil, &d, false)
+	return d, err
+}
+
+// CancelBatch cancels every item of a batch not yet handed to its bank and
+// says how many were and were not cancelled. Repeating it is harmless.
+func (c *Client) CancelBatch(ctx context.Context, id string) (BatchCancel, error) {
+	var bc BatchCancel
+	err := c.do(ctx, "POST", "/v1/batches/"+url.PathEscape(id)+"/cancel", nil, nil, &bc, false)
+	return bc, err
+}
+
 // CreateBatch creates a batch from JSON items, once per Idempotency-Key.
 func (c *Client) CreateBatch(ctx context.Context, req BatchRequest, opts ...CallOption) (BatchAccepted, error) {
 	var a BatchAccepted

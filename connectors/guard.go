@@ -15,25 +15,25 @@ import (
 var (
 	breakerState = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "disburse_bank_breaker_state",
-		Help: "Circuit breaker state per bank: 0 closed, 1 half-open, 2 open.",
-	}, []string{"bank"})
+		Help: "Circuit breaker state per environment and bank: 0 closed, 1 half-open, 2 open.",
+	}, []string{"environment", "bank"})
 	breakerTransitions = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_bank_breaker_transitions_total",
-		Help: "Circuit breaker state changes per bank.",
-	}, []string{"bank", "from", "to"})
+		Help: "Circuit breaker state changes per environment and bank.",
+	}, []string{"environment", "bank", "from", "to"})
 	bankCallSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "disburse_bank_call_seconds",
-		Help:    "Duration of one call to a bank through its guard (transfer, status, statement page, inquiry), by bank and result (ok, error).",
+		Help:    "Duration of one call to a bank through its guard (transfer, status, statement page, inquiry), by environment, bank and result (ok, error).",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-	}, []string{"bank", "result"})
+	}, []string{"environment", "bank", "result"})
 	bankRateLimited = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_bank_rate_limited_total",
 		Help: "Calls a bank refused as rate limited (HTTP 429): the profile's rate limit is above what the bank accepts.",
-	}, []string{"bank"})
+	}, []string{"environment", "bank"})
 	bankInFlight = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "disburse_bank_in_flight",
 		Help: "Calls to a bank in progress (bounded by its profile's MaxInFlight).",
-	}, []string{"bank"})
+	}, []string{"environment", "bank"})
 )
 
 var (
@@ -49,6 +49,10 @@ var (
 // Reasons a bank is unavailable.
 const (
 	ReasonBreakerOpen = "breaker_open"
+	// ReasonNoGateway: the payout's environment has no bank gateway
+	// configured (a worker without --production-bank-url); nothing is
+	// sent until one is.
+	ReasonNoGateway   = "no_gateway"
 	ReasonMaintenance = WindowMaintenance
 	ReasonCutOff      = WindowCutOff
 )
@@ -91,6 +95,12 @@ type Guard struct {
 	next     Connector
 	profiles Profiles
 	now      func() time.Time
+	// env labels the metrics (SetEnvironment); "" when the guard serves
+	// one environment only.
+	env string
+	// noGateway: an environment without a gateway (NewUnconfiguredGuard):
+	// every call fails at once with ReasonNoGateway.
+	noGateway bool
 
 	mu    sync.Mutex
 	banks map[string]*guarded
@@ -115,6 +125,47 @@ func NewGuard(next Connector, profiles Profiles, now func() time.Time) *Guard {
 		now = time.Now
 	}
 	return &Guard{next: next, profiles: profiles, now: now, banks: map[string]*guarded{}}
+}
+
+// NewUnconfiguredGuard is the guard of an environment that has no bank
+// gateway: it admits nothing and calls nothing. Admit and every call fail
+// with an *UnavailableError of reason ReasonNoGateway (which wraps
+// ErrNotSent), so payouts wait parked and, after their profile's
+// UnavailableLimit, fail with BANK_UNAVAILABLE like payouts to a bank that
+// is down. profiles give those limits.
+func NewUnconfiguredGuard(env string, profiles Profiles) *Guard {
+	g := NewGuard(nil, profiles, nil)
+	g.env, g.noGateway = env, true
+	return g
+}
+
+// SetEnvironment names the environment whose payouts the guard serves, in
+// the environment label of its metrics. Call it before the first call.
+func (g *Guard) SetEnvironment(env string) *Guard {
+	g.env = env
+	return g
+}
+
+// Environment is the environment SetEnvironment named.
+func (g *Guard) Environment() string { return g.env }
+
+// Configured reports whether the guard has a gateway to call.
+func (g *Guard) Configured() bool { return !g.noGateway }
+
+// noGatewayRetry is how long a payout of an environment without a gateway
+// waits before it is looked at again: a gateway comes only with a restart,
+// so asking often is pointless; the payout's UnavailableLimit still counts.
+const noGatewayRetry = 5 * time.Minute
+
+// noGatewayError says the environment has no gateway, until when to wait
+// (never past the profile's UnavailableLimit, so the payout comes back in
+// time to fail on it).
+func (g *Guard) noGatewayError(b *guarded) error {
+	wait := noGatewayRetry
+	if l := b.profile.UnavailableLimit; l > 0 && l < wait {
+		wait = l
+	}
+	return &UnavailableError{Bank: b.code, Reason: ReasonNoGateway, Until: time.Now().Add(wait)}
 }
 
 // Profile is the profile the guard applies to code's calls.
@@ -172,10 +223,12 @@ func (g *Guard) bank(code string) *guarded {
 			b.openedAt = time.Now()
 			b.mu.Unlock()
 		}
-		breakerState.WithLabelValues(host).Set(stateValue(to))
-		breakerTransitions.WithLabelValues(host, from.String(), to.String()).Inc()
+		breakerState.WithLabelValues(g.env, host).Set(stateValue(to))
+		breakerTransitions.WithLabelValues(g.env, host, from.String(), to.String()).Inc()
 	}))
-	breakerState.WithLabelValues(host).Set(0)
+	if !g.noGateway {
+		breakerState.WithLabelValues(g.env, host).Set(0)
+	}
 	g.banks[host] = b
 	return b
 }
@@ -216,6 +269,9 @@ func closedUntil(p Profile, now time.Time) (time.Time, string) {
 // It does not count as a call.
 func (g *Guard) Admit(code string) error {
 	b := g.bank(code)
+	if g.noGateway {
+		return g.noGatewayError(b)
+	}
 	if until, kind := closedUntil(b.profile, g.now()); !until.IsZero() {
 		return &UnavailableError{Bank: b.code, Reason: kind, Until: until}
 	}
@@ -238,6 +294,9 @@ func (b *guarded) openError() error {
 // do runs one guarded call.
 func (g *Guard) do(ctx context.Context, code string, call func(context.Context) error) error {
 	b := g.bank(code)
+	if g.noGateway {
+		return g.noGatewayError(b)
+	}
 	if err := b.limiter.wait(ctx); err != nil {
 		return fmt.Errorf("%w: waiting for the rate limit of %s: %w", ErrNotSent, b.code, err)
 	}
@@ -252,8 +311,8 @@ func (g *Guard) do(ctx context.Context, code string, call func(context.Context) 
 		// Open, or half-open with its probes taken.
 		return b.openError()
 	}
-	bankInFlight.WithLabelValues(b.code).Inc()
-	defer bankInFlight.WithLabelValues(b.code).Dec()
+	bankInFlight.WithLabelValues(g.env, b.code).Inc()
+	defer bankInFlight.WithLabelValues(g.env, b.code).Dec()
 	cctx, cancel := context.WithTimeout(ctx, b.profile.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -262,9 +321,9 @@ func (g *Guard) do(ctx context.Context, code string, call func(context.Context) 
 	if err != nil {
 		result = "error"
 	}
-	bankCallSeconds.WithLabelValues(b.code, result).Observe(time.Since(start).Seconds())
+	bankCallSeconds.WithLabelValues(g.env, b.code, result).Observe(time.Since(start).Seconds())
 	if errors.Is(err, ErrRateLimited) {
-		bankRateLimited.WithLabelValues(b.code).Inc()
+		bankRateLimited.WithLabelValues(g.env, b.code).Inc()
 	}
 	done(classify(ctx, err))
 	return err

@@ -29,6 +29,9 @@ export DISBURSE_TEST_POSTGRES_URL DISBURSE_TEST_KAFKA_BROKERS
 "$DEPLOY_DIR/chdb.sh" install # the ClickHouse engine for the reports tests
 eval "$("$DEPLOY_DIR/chdb.sh" env)"
 "$DEPLOY_DIR/promtool.sh" install # promtool for the alert rule tests (deploy/prometheus)
+"$DEPLOY_DIR/browser.sh" install # Chromium and axe-core for the dashboard's browser tests
+eval "$("$DEPLOY_DIR/browser.sh" env)"
+export DISBURSE_CHROMIUM DISBURSE_AXE_JS
 export DISBURSE_CHDB_DIR
 export DISBURSE_REQUIRE_SERVICES=1
 

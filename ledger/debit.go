@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -39,16 +40,34 @@ func (s *Store) ApplyDebits(ctx context.Context, ids []string) (out []payout.Dis
 	}
 	start := time.Now()
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		out, changed, err = applyDebits(ctx, tx, ids)
+		out, changed, err = applyDebits(ctx, tx, ids, false)
 		return err
 	})
+	if errors.Is(err, errBalanceMoved) {
+		// A movement of the same accounts committed between the read and
+		// the lock and the batch no longer fits: decide again, with the
+		// accounts locked from the start.
+		txRetries.WithLabelValues("balance_moved").Inc()
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
+			out, changed, err = applyDebits(ctx, tx, ids, true)
+			return err
+		})
+	}
 	if err == nil {
 		batchSeconds.Observe(time.Since(start).Seconds())
 	}
 	return out, changed, err
 }
 
-func applyDebits(ctx context.Context, tx pgx.Tx, ids []string) ([]payout.Disbursement, []bool, error) {
+// errBalanceMoved: under the lock, a funding account no longer covers what
+// the batch decided on its unlocked read.
+var errBalanceMoved = errors.New("ledger: balance moved since it was read")
+
+// afterUnlockedRead, when set (tests only), runs between a debit's unlocked
+// read of the balances and its lock: where a concurrent movement lands.
+var afterUnlockedRead func()
+
+func applyDebits(ctx context.Context, tx pgx.Tx, ids []string, lockFirst bool) ([]payout.Disbursement, []bool, error) {
 	// 1. Lock the payouts, in id order.
 	byID, err := payout.Locked(ctx, tx, ids)
 	if err != nil {
@@ -66,7 +85,7 @@ func applyDebits(ctx context.Context, tx pgx.Tx, ids []string) ([]payout.Disburs
 		versions[id] = d.Version
 	}
 	if len(scopes) > 0 {
-		if err := debitPending(ctx, tx, ids, byID, scopes); err != nil {
+		if err := debitPending(ctx, tx, ids, byID, scopes, lockFirst); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -88,7 +107,21 @@ func applyDebits(ctx context.Context, tx pgx.Tx, ids []string) ([]payout.Disburs
 
 // debitPending decides each PENDING payout in order and writes the outcome
 // with a fixed number of statements, whatever the batch size.
-func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]payout.Disbursement, scopes map[scope]bool) error {
+//
+// The merchant's account rows are shared by every movement of its money:
+// this debit, the settle groups of its earlier payouts, cancels, top-ups.
+// Held from the decision to the commit, they would make the settle groups
+// wait for the whole debit and the debit for each whole group. So unless
+// lockFirst (or a daily limit is set, which needs the day's total stable),
+// the decision reads the balances without a lock, the entries, postings and
+// status changes are written, and only then are the accounts locked and
+// updated, followed by the batch progress, until the commit. Under the lock
+// the decision is checked: what the batch takes from each funding account
+// must still be covered by its balance now (money that arrived since only
+// helps; a payout failed for a balance that grew since was failed on the
+// balance it read). If not, errBalanceMoved, and ApplyDebits decides again
+// with the accounts locked first.
+func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]payout.Disbursement, scopes map[scope]bool, lockFirst bool) error {
 	var merchants, envs, currencies []string
 	for sc := range scopes {
 		merchants = append(merchants, sc.merchant)
@@ -121,16 +154,22 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 		return err
 	}
 
-	// 3. Lock the accounts a debit touches or checks, in id order.
+	// 3. Read the accounts a debit touches or checks, in id order; locked
+	// now only when asked (see above).
+	lockFirst = lockFirst || needDaily
 	type acct struct {
 		id      int64
 		balance int64
 	}
 	accounts := map[scope]map[string]*acct{}
+	lockClause := ""
+	if lockFirst {
+		lockClause = " FOR NO KEY UPDATE"
+	}
 	rows, err = tx.Query(ctx, `SELECT id, merchant_id, environment, currency, kind, balance FROM accounts
 		WHERE (merchant_id, environment, currency) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 		  AND kind IN ('available', 'in_flight', 'invoice', 'receivable')
-		ORDER BY id FOR NO KEY UPDATE`, merchants, envs, currencies)
+		ORDER BY id`+lockClause, merchants, envs, currencies)
 	if err != nil {
 		return fmt.Errorf("lock accounts: %w", err)
 	}
@@ -149,6 +188,15 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	}
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	read := map[int64]int64{}
+	for _, accts := range accounts {
+		for _, a := range accts {
+			read[a.id] = a.balance
+		}
+	}
+	if !lockFirst && afterUnlockedRead != nil {
+		afterUnlockedRead()
 	}
 
 	// 4. What each environment already debited today (Asia/Jakarta days).
@@ -250,7 +298,31 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 		movements.WithLabelValues("debit").Inc()
 	}
 
-	// 6. Write: entries, postings, balances, payouts.
+	// What each scope's debits need to stay covered (checkUnderLock).
+	var covers []cover
+	for sc, accts := range accounts {
+		cfg := configs[[2]string{sc.merchant, sc.environment}]
+		c := cover{}
+		if cfg.invoice {
+			if accts[Invoice] == nil || deltas[accts[Invoice].id] == 0 {
+				continue
+			}
+			c.funding, c.creditLimit = accts[Invoice].id, cfg.creditLimit
+			if accts[Receivable] != nil {
+				c.receivable = accts[Receivable].id
+			}
+		} else {
+			if accts[Available] == nil || deltas[accts[Available].id] == 0 {
+				continue
+			}
+			c.funding = accts[Available].id
+		}
+		covers = append(covers, c)
+	}
+
+	// 6. Write: entries, postings, payouts; then, last, balances and batch
+	// progress.
+	var accountIDs, amounts []int64
 	if len(entryIDs) > 0 {
 		rows, err := tx.Query(ctx, `INSERT INTO journal_entries (kind, merchant_id, environment, currency, disbursement_id)
 			SELECT 'debit', d.merchant_id, d.environment, d.currency, d.id
@@ -281,18 +353,14 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])`, postEntry, postAccount, postAmount); err != nil {
 			return fmt.Errorf("insert debit postings: %w", err)
 		}
-		accountIDs := make([]int64, 0, len(deltas))
+		accountIDs = make([]int64, 0, len(deltas))
 		for id := range deltas {
 			accountIDs = append(accountIDs, id)
 		}
 		sort.Slice(accountIDs, func(i, j int) bool { return accountIDs[i] < accountIDs[j] })
-		amounts := make([]int64, len(accountIDs))
+		amounts = make([]int64, len(accountIDs))
 		for i, id := range accountIDs {
 			amounts[i] = deltas[id]
-		}
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + p.x
-			FROM unnest($1::bigint[], $2::bigint[]) AS p(a, x) WHERE accounts.id = p.a`, accountIDs, amounts); err != nil {
-			return fmt.Errorf("update balances: %w", err)
 		}
 	}
 	if len(updIDs) == 0 {
@@ -302,7 +370,7 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	for i := range updIDs {
 		moves[i] = payout.Move{ID: updIDs[i], To: payout.Status(updStatus[i]), FailureCode: updFailure[i], Fee: updFee[i], FundedBy: updFunding[i]}
 	}
-	moved, err := payout.MoveAll(ctx, tx, payout.Pending, moves)
+	moved, progress, err := payout.MoveSet(ctx, tx, payout.Pending, moves)
 	if err != nil {
 		return err
 	}
@@ -312,6 +380,63 @@ func debitPending(ctx context.Context, tx pgx.Tx, ids []string, byID map[string]
 	n := len(moved)
 	if n != len(updIDs) {
 		return fmt.Errorf("ledger: %d of %d payouts changed under the lock", len(updIDs)-n, len(updIDs))
+	}
+	if len(accountIDs) > 0 {
+		if !lockFirst {
+			if err := checkUnderLock(ctx, tx, accountIDs, read, deltas, covers); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + p.x
+			FROM unnest($1::bigint[], $2::bigint[]) AS p(a, x) WHERE accounts.id = p.a`, accountIDs, amounts); err != nil {
+			return fmt.Errorf("update balances: %w", err)
+		}
+	}
+	return progress.Apply(ctx, tx)
+}
+
+// cover is what must hold, under the lock, for one scope's debits to stand:
+// funding's balance after them, plus the credit left for invoice billing
+// (credit limit + receivable, itself negative), must not go below zero.
+type cover struct {
+	funding, receivable int64 // account ids; receivable 0 unless invoice billing
+	creditLimit         int64
+}
+
+// checkUnderLock locks the accounts in id order and checks that every
+// scope's debits are still covered by the balances now (errBalanceMoved
+// if not).
+func checkUnderLock(ctx context.Context, tx pgx.Tx, accountIDs []int64, read, deltas map[int64]int64, covers []cover) error {
+	ids := append([]int64(nil), accountIDs...)
+	for _, c := range covers {
+		if c.receivable != 0 {
+			ids = append(ids, c.receivable)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	rows, err := tx.Query(ctx, `SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, ids)
+	if err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	now := map[int64]int64{}
+	for rows.Next() {
+		var id, b int64
+		if err := rows.Scan(&id, &b); err != nil {
+			rows.Close()
+			return err
+		}
+		now[id] = b
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	for _, c := range covers {
+		if now[c.funding] == read[c.funding] && now[c.receivable] == read[c.receivable] {
+			continue // nothing moved: the decision was made on these balances
+		}
+		if c.creditLimit+now[c.funding]+deltas[c.funding]+now[c.receivable] < 0 {
+			return errBalanceMoved
+		}
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ var accountKinds = []string{Deposits, Available, InFlight, PaidOut, Fees, Invoic
 var (
 	txRetries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_ledger_tx_retries_total",
-		Help: "Ledger transactions retried after a deadlock or serialization failure.",
+		Help: "Ledger transactions retried after a deadlock or serialization failure, or (reason balance_moved) a debit batch decided again with its accounts locked first because a funding balance fell between its read and its lock.",
 	}, []string{"reason"})
 	movements = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_ledger_movements_total",

@@ -63,14 +63,17 @@ func (s *Store) Return(ctx context.Context, id string) (payout.Disbursement, boo
 //  3. write the journal entries and postings (multi-row);
 //  4. run within, in the same transaction: the caller's own writes about
 //     the group (finishing bank calls, releasing leases);
-//  5. lock the accounts in id order and update each balance once;
-//  6. move the payouts' statuses with their events and batch progress
-//     (payout.MoveAll).
+//  5. move the payouts' statuses with their events (payout.MoveSet);
+//  6. lock the accounts in id order and update each balance once;
+//  7. update the batches' progress.
 //
 // Locks are taken in the order every money movement takes them (payouts,
 // then accounts, then batch rows, as ApplyDebits does), so a debit and a
-// settlement of one merchant cannot deadlock, and the merchant's hot
-// account rows are held only for the last statements.
+// settlement of one merchant cannot deadlock. The rows every movement of
+// the merchant shares, its accounts and its batch's row, are locked by the
+// last two statements and held only until the commit: the group's heavy
+// writes (entries, postings, status changes and events) run while a debit
+// of the same merchant runs beside them.
 //
 // It returns every known payout of the group as it ends, with changed
 // marking those this call moved.
@@ -152,15 +155,13 @@ func settleAll(ctx context.Context, tx pgx.Tx, outcomes []Outcome, within func(p
 			return nil, nil, err
 		}
 	}
-	if err := applyBalances(ctx, tx, deltas); err != nil {
-		return nil, nil, err
-	}
 	moved := map[string]payout.Disbursement{}
+	var progress []payout.Progress
 	for _, step := range []struct {
 		from  payout.Status
 		moves []payout.Move
 	}{{payout.Processing, settled}, {payout.Completed, returned}} {
-		ds, err := payout.MoveAll(ctx, tx, step.from, step.moves)
+		ds, p, err := payout.MoveSet(ctx, tx, step.from, step.moves)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -169,6 +170,15 @@ func settleAll(ctx context.Context, tx pgx.Tx, outcomes []Outcome, within func(p
 		}
 		for _, d := range ds {
 			moved[d.ID] = d
+		}
+		progress = append(progress, p)
+	}
+	if err := applyBalances(ctx, tx, deltas); err != nil {
+		return nil, nil, err
+	}
+	for _, p := range progress {
+		if err := p.Apply(ctx, tx); err != nil {
+			return nil, nil, err
 		}
 	}
 	for _, e := range entries {

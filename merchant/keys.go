@@ -75,17 +75,7 @@ type Rotation struct {
 // would let a leaked key outlive the rotation meant to retire it. The
 // change is written to the settings audit log in the same transaction.
 func (s *Store) RotateKey(ctx context.Context, p Principal, now time.Time, grace time.Duration) (Rotation, error) {
-	key, err := NewKey(p.Environment)
-	if err != nil {
-		return Rotation{}, err
-	}
-	r := Rotation{Key: key, Expires: now.Add(grace)}
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		// One rotation at a time per environment.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM merchant_environments WHERE merchant_id = $1 AND environment = $2 FOR UPDATE`,
-			p.MerchantID, p.Environment); err != nil {
-			return err
-		}
+	return s.rotate(ctx, p.MerchantID, p.Environment, p.KeyID, now, grace, func(tx pgx.Tx) error {
 		var expires, revoked *time.Time
 		err := tx.QueryRow(ctx, `SELECT expires_at, revoked_at FROM api_keys WHERE id = $1 AND merchant_id = $2 AND environment = $3`,
 			p.KeyID, p.MerchantID, p.Environment).Scan(&expires, &revoked)
@@ -98,23 +88,53 @@ func (s *Store) RotateKey(ctx context.Context, p Principal, now time.Time, grace
 		if expires != nil || revoked != nil {
 			return ErrKeyRetiring
 		}
+		return nil
+	})
+}
+
+// RotateKeyAs is RotateKey made by a signed-in dashboard user (actor, as
+// the audit log names them) rather than by a key: the user's own session
+// is the authority, so no key needs to be current.
+func (s *Store) RotateKeyAs(ctx context.Context, merchantID, environment, actor string, now time.Time, grace time.Duration) (Rotation, error) {
+	return s.rotate(ctx, merchantID, environment, actor, now, grace, func(pgx.Tx) error { return nil })
+}
+
+func (s *Store) rotate(ctx context.Context, merchantID, environment, actor string, now time.Time, grace time.Duration, check func(pgx.Tx) error) (Rotation, error) {
+	key, err := NewKey(environment)
+	if err != nil {
+		return Rotation{}, err
+	}
+	r := Rotation{Key: key, Expires: now.Add(grace)}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		// One rotation at a time per environment.
+		tag, err := tx.Exec(ctx, `SELECT 1 FROM merchant_environments WHERE merchant_id = $1 AND environment = $2 FOR UPDATE`,
+			merchantID, environment)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		if err := check(tx); err != nil {
+			return err
+		}
 		// Only full keys retire: restricted keys are revoked one by one
 		// (a rotation of the main key must not cut off every integration).
 		rows, err := tx.Query(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, 'infinity'), $3)
 			WHERE merchant_id = $1 AND environment = $2 AND scopes IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)
-			RETURNING id`, p.MerchantID, p.Environment, r.Expires, now)
+			RETURNING id`, merchantID, environment, r.Expires, now)
 		if err != nil {
 			return err
 		}
 		if r.Retired, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return err
 		}
-		if r.KeyID, err = AddKey(ctx, tx, p.MerchantID, p.Environment, key); err != nil {
+		if r.KeyID, err = AddKey(ctx, tx, merchantID, environment, key); err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, now, p.MerchantID, p.Environment, p.KeyID, "secret_key",
+		return writeAudit(ctx, tx, now, merchantID, environment, actor, "secret_key",
 			map[string]any{"key_ids": r.Retired, "expires_at": r.Expires.UTC()},
-			map[string]any{"key_id": r.KeyID, "hint": KeyHint(p.Environment, key)})
+			map[string]any{"key_id": r.KeyID, "hint": KeyHint(environment, key)})
 	})
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate key: %w", err)

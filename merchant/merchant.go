@@ -77,7 +77,19 @@ func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
 
 // Create adds a merchant.
 func (s *Store) Create(ctx context.Context, id, name string) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO merchants (id, name) VALUES ($1, $2)`, id, name)
+	return insert(ctx, s.db, id, name)
+}
+
+// CreateTx adds a merchant inside tx (the dashboard's sign-up creates the
+// merchant and its first user together).
+func CreateTx(ctx context.Context, tx pgx.Tx, id, name string) error {
+	return insert(ctx, tx, id, name)
+}
+
+func insert(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, id, name string) error {
+	_, err := db.Exec(ctx, `INSERT INTO merchants (id, name) VALUES ($1, $2)`, id, name)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return ErrExists

@@ -75,8 +75,28 @@ func Locked(ctx context.Context, tx pgx.Tx, ids []string) (map[string]Disburseme
 //
 // Cost: three statements whatever the set's size (two without batches).
 func MoveAll(ctx context.Context, tx pgx.Tx, from Status, moves []Move) ([]Disbursement, error) {
+	out, p, err := MoveSet(ctx, tx, from, moves)
+	if err != nil {
+		return nil, err
+	}
+	return out, p.Apply(ctx, tx)
+}
+
+// Progress is what a set of moves changes in its batches' counts, kept
+// for the end of the transaction: a batch's row is shared by every set of
+// its items (the debit of one polled batch, the settle groups of its
+// outcomes), so it is locked last, for the shortest time, as a merchant's
+// account rows are (see ledger).
+type Progress struct {
+	from  Status
+	moved []Disbursement
+}
+
+// MoveSet is MoveAll without the batch progress: the caller applies the
+// Progress it returns, in the same transaction, after its own writes.
+func MoveSet(ctx context.Context, tx pgx.Tx, from Status, moves []Move) ([]Disbursement, Progress, error) {
 	if len(moves) == 0 {
-		return nil, nil
+		return nil, Progress{}, nil
 	}
 	ids := make([]string, len(moves))
 	to := make([]string, len(moves))
@@ -85,7 +105,7 @@ func MoveAll(ctx context.Context, tx pgx.Tx, from Status, moves []Move) ([]Disbu
 	funded := make([]string, len(moves))
 	for i, m := range moves {
 		if !canMove(from, m.To) {
-			return nil, fmt.Errorf("payout %s: no transition %s -> %s", m.ID, from, m.To)
+			return nil, Progress{}, fmt.Errorf("payout %s: no transition %s -> %s", m.ID, from, m.To)
 		}
 		ids[i], to[i], failure[i], fee[i], funded[i] = m.ID, string(m.To), m.FailureCode, m.Fee, m.FundedBy
 	}
@@ -101,16 +121,18 @@ func MoveAll(ctx context.Context, tx pgx.Tx, from Status, moves []Move) ([]Disbu
 			RETURNING d.*), `+recordEvents+`
 		SELECT `+columns+` FROM changed`, string(from), ids, to, failure, fee, funded)
 	if err != nil {
-		return nil, fmt.Errorf("move payouts %s: %w", from, err)
+		return nil, Progress{}, fmt.Errorf("move payouts %s: %w", from, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Disbursement, error) { return scan(r) })
 	if err != nil {
-		return nil, fmt.Errorf("move payouts %s: %w", from, err)
+		return nil, Progress{}, fmt.Errorf("move payouts %s: %w", from, err)
 	}
-	if err := batchProgress(ctx, tx, from, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, Progress{from: from, moved: out}, nil
+}
+
+// Apply writes the progress to the batches' counts and rows.
+func (p Progress) Apply(ctx context.Context, tx pgx.Tx) error {
+	return batchProgress(ctx, tx, p.from, p.moved)
 }
 
 // batchProgress applies a set's moves to its batches' counts: one upsert of

@@ -21,6 +21,9 @@ type Position struct{ TxID, ID uint64 }
 type Change struct {
 	Disbursement
 	At Position
+	// RequestID is the X-Request-Id of the API call that created the
+	// payout ("" when it had none), for the status record's header.
+	RequestID string
 }
 
 // Outbox is the transactional outbox over payout_events: every status
@@ -125,7 +128,7 @@ func (o *Outbox) Read(ctx context.Context, after Position, limit int) ([]Change,
 	}
 	rows, err := o.conn.Query(ctx, `
 		SELECT e.txid::text::bigint, e.id, d.id, d.merchant_id, d.environment, d.reference_id, e.batch_id,
-			d.bank_code, d.amount, d.currency, d.fee, e.status, e.failure_code, e.version, e.at, d.created_at
+			d.bank_code, d.amount, d.currency, d.fee, e.status, e.failure_code, e.version, e.at, d.created_at, d.request_id
 		FROM payout_events e JOIN disbursements d ON d.id = e.disbursement_id
 		WHERE (e.txid, e.id) > ($1::text::xid8, $2)
 			AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -140,7 +143,7 @@ func (o *Outbox) Read(ctx context.Context, after Position, limit int) ([]Change,
 		var tx, id int64
 		var failure string
 		err := r.Scan(&tx, &id, &c.ID, &c.MerchantID, &c.Environment, &c.ReferenceID, &c.BatchID,
-			&c.BankCode, &c.Amount, &c.Currency, &c.Fee, &c.Status, &failure, &c.Version, &c.UpdatedAt, &c.CreatedAt)
+			&c.BankCode, &c.Amount, &c.Currency, &c.Fee, &c.Status, &failure, &c.Version, &c.UpdatedAt, &c.CreatedAt, &c.RequestID)
 		c.At = Position{TxID: uint64(tx), ID: uint64(id)}
 		if failure != "" {
 			c.FailureCode = &failure

@@ -95,8 +95,8 @@ func (r *Request) Validate() []FieldError {
 	}
 	checkText := func(field, value string, max int) {
 		switch {
-		case len(value) > max:
-			add(field, "TOO_LONG", "%s must be at most %d bytes", field, max)
+		case utf8.RuneCountInString(value) > max:
+			add(field, "TOO_LONG", "%s must be at most %d characters", field, max)
 		case !CleanText(value):
 			add(field, "INVALID_CHARACTERS", "%s must be UTF-8 text without control characters", field)
 		}
@@ -108,12 +108,12 @@ func (r *Request) Validate() []FieldError {
 		add("metadata", "TOO_MANY_KEYS", "metadata may hold at most %d keys", MaxMetadataKeys)
 	}
 	for _, k := range sortedKeys(r.Metadata) {
-		if k == "" || len(k) > MaxMetadataKey || !CleanText(k) {
+		if k == "" || utf8.RuneCountInString(k) > MaxMetadataKey || !CleanText(k) {
 			add("metadata", "INVALID_KEY", "metadata keys must be 1 to %d characters of text", MaxMetadataKey)
 			break
 		}
-		if v := r.Metadata[k]; len(v) > MaxMetadataValue || !CleanText(v) {
-			add("metadata."+k, "INVALID_VALUE", "metadata values must be at most %d bytes of text", MaxMetadataValue)
+		if v := r.Metadata[k]; utf8.RuneCountInString(v) > MaxMetadataValue || !CleanText(v) {
+			add("metadata."+k, "INVALID_VALUE", "metadata values must be at most %d characters of text", MaxMetadataValue)
 		}
 	}
 	return errs

@@ -34,7 +34,18 @@ func StatusEvent(topic string, d payout.Disbursement) *kgo.Record {
 	if d.FailureCode != nil {
 		ev.FailureCode = *d.FailureCode
 	}
-	return JSONRecord(topic, d.MerchantID, ev)
+	return WithDisbursementID(JSONRecord(topic, d.MerchantID, ev), d.ID)
+}
+
+// DisbursementIDHeader is the Kafka record header naming the payout a
+// request or status record is about (records keyed by merchant), so a
+// payout's records can be found without decoding their values.
+const DisbursementIDHeader = "disbursement_id"
+
+// WithDisbursementID adds the disbursement_id header to r and returns it.
+func WithDisbursementID(r *kgo.Record, id string) *kgo.Record {
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: DisbursementIDHeader, Value: []byte(id)})
+	return r
 }
 
 // JSONRecord encodes v as a record on topic with key.

@@ -50,3 +50,12 @@ func TestProduceCarriesRequestID(t *testing.T) {
 		t.Fatalf("request_id headers = %v, want a: rid-7, b: none", got)
 	}
 }
+
+// TestStatusEventNamesThePayout: a status record carries the payout's id
+// as its disbursement_id header (it is keyed by merchant).
+func TestStatusEventNamesThePayout(t *testing.T) {
+	r := processor.StatusEvent("status", payout.Disbursement{ID: "dsb_1", MerchantID: "m1", Status: payout.Completed})
+	if len(r.Headers) != 1 || r.Headers[0].Key != processor.DisbursementIDHeader || string(r.Headers[0].Value) != "dsb_1" {
+		t.Fatalf("headers %v", r.Headers)
+	}
+}

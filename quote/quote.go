@@ -56,11 +56,11 @@ type Quote struct {
 	ReferenceID string `json:"reference_id"`
 	Mode        string `json:"mode"`
 	// Rows counted; ValidCount of them valid; InvalidCount invalid, the
-	// first 1,000 row errors in InvalidRows.
+	// first 1,000 row errors in InvalidRows (named as in a batch answer).
 	Rows         int              `json:"rows"`
 	ValidCount   int              `json:"valid_count"`
-	InvalidCount int              `json:"invalid_count"`
-	InvalidRows  []batch.RowError `json:"invalid_rows"`
+	InvalidCount int              `json:"rejected_count"` // a batch answer's names
+	InvalidRows  []batch.RowError `json:"rejected"`
 	// Duplicates are valid items whose reference_id was used before: a
 	// batch would not pay them again.
 	DuplicateCount int               `json:"duplicate_count"`

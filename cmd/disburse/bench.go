@@ -354,7 +354,11 @@ func printRun(w io.Writer, r benchResult) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "process\tCPU s\tCPU s / 1,000 payouts\tpeak RSS MiB\truns")
 	for _, p := range r.Processes {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.3f\t%.0f\t%s\n", p.Name, p.CPUSeconds, p.CPUSecondsPer1000, p.PeakRSSMiB, p.Runs)
+		rss := "-" // not measured (the Postgres server's many processes)
+		if p.PeakRSSMiB > 0 {
+			rss = fmt.Sprintf("%.0f", p.PeakRSSMiB)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.3f\t%s\t%s\n", p.Name, p.CPUSeconds, p.CPUSecondsPer1000, rss, p.Runs)
 	}
 	tw.Flush()
 	books := "books: audit clean, no duplicate at the bank"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Quantiles are a leg's latency percentiles in milliseconds.
@@ -135,4 +138,81 @@ func fmtRate(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// serverCPU measures a PostgreSQL server's CPU time when it runs on this
+// machine: the postmaster's own time, the time of the backends it has
+// reaped (cutime, cstime: every connection that closed), and that of its
+// live children (background writer, WAL writer, checkpointer, backends
+// still open). Between two readings this is everything the server did,
+// for the run's connections and any other client's (on a shared machine,
+// other work shows here too). ok is false when the server is not local
+// (its postmaster is not in this machine's /proc).
+type serverCPU struct {
+	postmaster int
+}
+
+// localPostgres finds the postmaster of the server admin talks to, when
+// it runs on this machine.
+func localPostgres(ctx context.Context, admin *pgxpool.Pool) (serverCPU, bool) {
+	var backend int
+	if err := admin.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return serverCPU{}, false
+	}
+	ppid, ok := procField(fmt.Sprintf("/proc/%d/stat", backend), 3)
+	if !ok || ppid <= 1 {
+		return serverCPU{}, false
+	}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid)); err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "postgres") {
+		return serverCPU{}, false
+	}
+	return serverCPU{postmaster: int(ppid)}, true
+}
+
+// cpu is the server's CPU time so far (see serverCPU).
+func (s serverCPU) cpu() time.Duration {
+	tick := float64(time.Second) / 100 // USER_HZ: 100 on Linux
+	var ticks int64
+	for _, f := range []int{13, 14, 15, 16} { // utime, stime, cutime, cstime
+		v, _ := procField(fmt.Sprintf("/proc/%d/stat", s.postmaster), f)
+		ticks += v
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == s.postmaster {
+			continue
+		}
+		stat := fmt.Sprintf("/proc/%d/stat", pid)
+		if pp, ok := procField(stat, 3); !ok || pp != int64(s.postmaster) {
+			continue
+		}
+		for _, f := range []int{13, 14} {
+			v, _ := procField(stat, f)
+			ticks += v
+		}
+	}
+	return time.Duration(float64(ticks) * tick)
+}
+
+// procField is field i (0-based, after the pid) of a /proc/<pid>/stat
+// file as a number: 3 is the parent pid, 13 utime, 14 stime, 15 cutime,
+// 16 cstime. The command name in parentheses may hold spaces, so fields
+// are counted from the last ')'.
+func procField(path string, i int) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(s[end+1:]) // fields[0] is the state (field 2)
+	if i-2 < 0 || i-2 >= len(fields) {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(fields[i-2], 10, 64)
+	return v, err == nil
 }

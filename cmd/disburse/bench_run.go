@@ -26,8 +26,10 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/audit"
+	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/reports"
 	"github.com/disburse/disburse/schemas"
@@ -137,13 +139,13 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	var srv servers
 	defer srv.shutdown()
 	bank := newBankClock(banksim.New(banksimOptions(c.bankLatency)).Handler())
-	bankAddr, err := srv.start("banksim", "127.0.0.1:0", bank)
+	bankAddr, err := srv.startPlain("banksim", "127.0.0.1:0", bank)
 	if err != nil {
 		return res, err
 	}
 	bankURL := "http://" + bankAddr.String()
 	recv := newCallbackReceiver()
-	recvAddr, err := srv.start("callback receiver", "127.0.0.1:0", recv)
+	recvAddr, err := srv.startPlain("callback receiver", "127.0.0.1:0", recv)
 	if err != nil {
 		return res, err
 	}
@@ -199,7 +201,7 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	var st stages
 	var workers []*benchWorker
 	inBench := []string{"api", "sandbox banks", "callback receiver", "progress"}
-	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: topics, bank: guard, callbacks: c.callbacks, reports: rs, naive: naive}
+	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: topics, banks: connectors.NewBanks(map[string]*connectors.Guard{payout.Sandbox: guard}, nil), callbacks: c.callbacks, reports: rs, naive: naive}
 	if c.stages == "inprocess" {
 		for _, name := range stageNames {
 			if err := st.start(stageCtx, name, deps); err != nil {
@@ -261,6 +263,8 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	var ownTx atomic.Int64
 	resetPeakRSS()
 	cpu0 := selfCPU()
+	pgServer, pgLocal := localPostgres(ctx, admin)
+	pgCPU0 := pgServer.cpu()
 
 	// --- send ---
 	t0 := time.Now()
@@ -428,6 +432,7 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	pool.Close()
 	poolClosed = true
 	time.Sleep(time.Second) // closed backends report their statistics as they exit
+	pgCPU := pgServer.cpu() - pgCPU0
 	commits1, err := dbCommits(ctx, admin, dbName)
 	if err != nil {
 		return res, err
@@ -445,6 +450,10 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	for _, w := range workers {
 		res.Processes = append(res.Processes, ProcessUsage{Name: "worker " + w.stage, Runs: w.stage,
 			CPUSeconds: w.cpu.Seconds(), CPUSecondsPer1000: per1000(w.cpu), PeakRSSMiB: w.rssMiB})
+	}
+	if pgLocal {
+		res.Processes = append(res.Processes, ProcessUsage{Name: "postgres", Runs: "the PostgreSQL server, every client of it on this machine",
+			CPUSeconds: pgCPU.Seconds(), CPUSecondsPer1000: per1000(pgCPU)})
 	}
 
 	// --- legs, from the timestamps ---

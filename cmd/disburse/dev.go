@@ -32,16 +32,22 @@ const exitEmbeddedPostgres = 3
 
 const demoMerchant = "demo"
 
+// demoShop is the merchant of the dashboard's demo user.
+const demoShop = "demo-shop"
+
 type devConfig struct {
 	apiAddr, operatorAddr, metricsAddr, banksimAddr string
 	dataDir, operatorToken, sandboxKey, postgresURL string
 	embeddedPort                                    int
 	bankProfiles                                    string
+	production                                      bankConfig
 	banksimLatency                                  time.Duration
 	partitions                                      int
 	access                                          accessConfig
 	callbacks                                       callbackConfig
 	reports                                         reportsConfig
+	dashboard                                       dashboardConfig
+	demoEmail, demoPassword                         string
 }
 
 func runDev(ctx context.Context, args []string) error {
@@ -58,10 +64,17 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&c.embeddedPort, "embedded-postgres-port", 54329, "port of the embedded PostgreSQL on 127.0.0.1")
 	fs.IntVar(&c.partitions, "partitions", 6, "partitions of each in-process Kafka topic")
 	fs.StringVar(&c.bankProfiles, "bank-profiles", "", "YAML file of the banks' profiles (docs/banks.md; deploy/profiles/fast.yaml for quick demos); default: the built-in profiles")
+	c.production.prefix = "production-"
+	fs.StringVar(&c.production.url, "production-bank-url", "", "base URL of a production bank gateway (none: production payouts are not sent; they wait and fail BANK_UNAVAILABLE after the unavailable limit)")
+	fs.StringVar(&c.production.profilesPath, "production-bank-profiles", "", "YAML file of the production banks' profiles and base URLs (docs/banks.md); default: the built-in profiles")
+	fs.StringVar(&c.production.credentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
 	fs.DurationVar(&c.banksimLatency, "banksim-latency", 0, "median latency of every sandbox bank, p99 8x that (0: each bank's realistic default, 120-350ms)")
 	c.access.register(fs, true)
 	c.callbacks.register(fs, true)
 	c.reports.register(fs)
+	c.dashboard.register(fs, "127.0.0.1:8083")
+	fs.StringVar(&c.demoEmail, "demo-email", "demo@example.com", "email of the dashboard's demo user (owner of the demo merchant)")
+	fs.StringVar(&c.demoPassword, "demo-password", "", "the demo user's password (default: generated and printed)")
 	// The demo's sandbox posts callbacks to local receivers.
 	insecure := fs.Lookup("callbacks-allow-insecure-sandbox")
 	_ = insecure.Value.Set("true")
@@ -84,6 +97,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if c.reports.addr == "" && c.reports.chdbPath == "" {
 		c.reports.chdbPath = filepath.Join(c.dataDir, "chdb") // the embedded default
+	}
+	if c.demoPassword == "" {
+		b := make([]byte, 9)
+		_, _ = rand.Read(b)
+		c.demoPassword = "demo-" + hex.EncodeToString(b)
 	}
 	if c.operatorToken == "" {
 		b := make([]byte, 16)
@@ -144,14 +162,22 @@ func runDev(ctx context.Context, args []string) error {
 	// The sandbox banks, over real HTTP inside the process.
 	var srv servers
 	defer srv.shutdown()
-	bankAddr, err := srv.start("banksim", c.banksimAddr, banksim.New(banksimOptions(c.banksimLatency)).Handler())
+	bankAddr, err := srv.startPlain("banksim", c.banksimAddr, banksim.New(banksimOptions(c.banksimLatency)).Handler())
 	if err != nil {
 		return err
 	}
-	bank, profiles, err := bankConfig{url: "http://" + bankAddr.String(), profilesPath: c.bankProfiles}.newBank()
+	// Sandbox payouts go to the in-process sandbox banks; production ones
+	// only to --production-bank-url, never to the simulator.
+	eb := envBanks{sandbox: bankConfig{url: "http://" + bankAddr.String(), profilesPath: c.bankProfiles}, production: c.production}
+	banks, err := eb.newBanks()
 	if err != nil {
 		return err
 	}
+	pf, err := eb.sandbox.profiles()
+	if err != nil {
+		return err
+	}
+	bank, profiles := banks.For(payout.Sandbox), pf.Profiles
 
 	key, err := ensureDemoMerchant(ctx, merchant.NewStore(pool), c.sandboxKey)
 	if err != nil {
@@ -174,6 +200,7 @@ func runDev(ctx context.Context, args []string) error {
 
 	apiServer := newAPIServer(pool, producer, topics, c.operatorToken, bank, 10*time.Minute, 0.8, c.callbacks)
 	apiServer.Profiles = profiles
+	apiServer.Banks = inquiryCaches(banks, 10*time.Minute)
 	if err := c.access.apply(apiServer); err != nil {
 		return err
 	}
@@ -184,6 +211,21 @@ func runDev(ctx context.Context, args []string) error {
 	if rs != nil {
 		apiServer.Reports = rs
 	}
+	// The dashboard first: the operator API reads apiServer.Dashboard.
+	dashURL, dash, err := startDashboard(&srv, apiServer, pool, c.dashboard, false)
+	if err != nil {
+		return err
+	}
+	if dash != nil {
+		// The demo user's business starts without disbursement, so that
+		// its first click is Aktivasi (README, Dashboard).
+		if err := merchant.NewStore(pool).Create(ctx, demoShop, "Demo Shop"); err != nil && !errors.Is(err, merchant.ErrExists) {
+			return err
+		}
+		if err := dash.Store.EnsureUser(ctx, demoShop, c.demoEmail, c.demoPassword); err != nil {
+			return err
+		}
+	}
 	apiAddr, err := srv.start("api", c.apiAddr, apiServer.Handler())
 	if err != nil {
 		return err
@@ -192,7 +234,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	metricsAddr, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer))
+	metricsAddr, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer))
 	if err != nil {
 		return err
 	}
@@ -203,7 +245,7 @@ func runDev(ctx context.Context, args []string) error {
 		if name == "sink" && rs == nil {
 			continue
 		}
-		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, bank: bank, callbacks: c.callbacks, reports: rs,
+		if err := st.start(stageCtx, name, stageDeps{brokers: brokers, pool: pool, groupPrefix: "disburse.", topics: topics, banks: banks, callbacks: c.callbacks, reports: rs,
 			// The in-process sandbox bank's statement starts empty at every start; the database persists.
 			tuneStatement: func(f *statement.Follower, _ *statement.Reconciler) { f.RestartOnBadCursor = true }}); err != nil {
 			stopStages()
@@ -219,10 +261,13 @@ func runDev(ctx context.Context, args []string) error {
 	fmt.Printf(`
 disburse dev is running (Ctrl-C stops it)
 
+  dashboard      %[8]s
+                 sign in as %[9]s, password %[10]s
   merchant API   http://%[1]s
   operator API   http://%[2]s   (token: %[3]s)
   metrics        http://%[4]s/metrics
   sandbox banks  http://%[5]s
+  production     %[11]s
 
   demo merchant  %[6]s, sandbox secret key:
     %[7]s
@@ -236,7 +281,7 @@ Then:
   curl -s -u '%[7]s:' http://%[1]s/v1/balance
   curl -s -u '%[7]s:' "http://%[1]s/v1/reports/summary?from=$(date -u +%%F)&to=$(date -u +%%F)&group_by=status"
 
-`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key)
+`, apiAddr, opAddr, c.operatorToken, metricsAddr, bankAddr, demoMerchant, key, dashURL, c.demoEmail, c.demoPassword, productionLine(c.production.url))
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping: finishing in-flight requests and batches...")
@@ -272,4 +317,12 @@ func ensureDemoMerchant(ctx context.Context, merchants *merchant.Store, key stri
 		return err
 	})
 	return key, err
+}
+
+// productionLine says where dev sends production payouts.
+func productionLine(url string) string {
+	if url == "" {
+		return "no gateway (--production-bank-url): production payouts are not sent"
+	}
+	return url
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/disburse/disburse/connectors/httpbank"
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/merchant"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/processor/statement"
@@ -42,14 +43,22 @@ type pipeline struct {
 	bank     *banksim.Server
 	api      *httptest.Server
 	operator *httptest.Server
+	server   *api.Server // the API's server behind api and operator
 	guard    *connectors.Guard
+	banks    *connectors.Banks
 	meter    *bankMeter
-	reports  *reports.Store
-	key      string // sandbox key of merchant m1
-	pgURL    string // the database's URL
-	bankURL  string // the sandbox banks' URL
-	stopped  bool
-	stop     func()
+	// prodBank stands in for the production gateway (a second sandbox bank
+	// server) when the pipeline was started with production; prodGuard is
+	// the workers' connector to it and prodURL its URL.
+	prodBank  *banksim.Server
+	prodGuard *connectors.Guard
+	prodURL   string
+	reports   *reports.Store
+	key       string // sandbox key of merchant m1
+	pgURL     string // the database's URL
+	bankURL   string // the sandbox banks' URL
+	stopped   bool
+	stop      func()
 }
 
 // fastBanks are sandbox banks quick enough for tests but still variable.
@@ -82,6 +91,10 @@ type pipelineConfig struct {
 	// statement adjusts the statement follower and the scheduled
 	// reconciliation of the dispatch worker.
 	statement func(*statement.Follower, *statement.Reconciler)
+	// production: the workers get a production gateway, a second sandbox
+	// bank server with the same options and profiles. Without it,
+	// production has no gateway (its fallback profiles are profiles).
+	production bool
 }
 
 // testProfiles are the banks' profiles with test timings: 1 s calls, a
@@ -129,11 +142,22 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	bankSrv := httptest.NewServer(p.meter)
 	p.bankURL = bankSrv.URL
 	p.guard = connectors.NewGuard(httpbank.New(bankSrv.URL, httpbank.WithTimeout(0)), cfg.profiles, cfg.now)
+	byEnv := map[string]*connectors.Guard{payout.Sandbox: p.guard}
+	prodClose := func() {}
+	if cfg.production {
+		p.prodBank = banksim.New(cfg.banks)
+		prodSrv := httptest.NewServer(p.prodBank.Handler())
+		prodClose = prodSrv.Close
+		p.prodURL = prodSrv.URL
+		p.prodGuard = connectors.NewGuard(httpbank.New(prodSrv.URL, httpbank.WithTimeout(0)), cfg.profiles, cfg.now)
+		byEnv[payout.Production] = p.prodGuard
+	}
+	p.banks = connectors.NewBanks(byEnv, cfg.profiles)
 
 	stageCtx, cancel := context.WithCancel(ctx)
 	var st stages
 	p.reports = fixture.Reports(t)
-	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, bank: p.guard, reports: p.reports,
+	deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: prefix, topics: p.topics, banks: p.banks, reports: p.reports,
 		callbacks: callbackConfig{allowInsecureSandbox: true, attemptTimeout: 2 * time.Second, retryBase: 100 * time.Millisecond, retryMax: time.Second},
 		tune: func(st *dispatch.Stage) {
 			st.UnknownWindow = 5 * time.Second
@@ -157,11 +181,13 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	}
 	apiSrv := newAPIServer(pool, p.kafka, p.topics, testOperatorToken, p.guard, time.Minute, 0.8, deps.callbacks)
 	apiSrv.Profiles = cfg.profiles
+	apiSrv.Banks = inquiryCaches(p.banks, time.Minute)
 	apiSrv.Now = cfg.now
 	apiSrv.Reports = p.reports
 	// The pipeline tests and benchmarks send faster than a merchant's default
 	// budget; the rate limits have tests of their own (api/access_test.go).
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}
+	p.server = apiSrv
 	p.api = httptest.NewServer(apiSrv.Handler())
 	p.operator = httptest.NewServer(apiSrv.OperatorHandler())
 	p.stop = func() {
@@ -176,6 +202,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 			t.Errorf("stages: %v", err)
 		}
 		bankSrv.Close()
+		prodClose()
 		p.kafka.Close()
 	}
 	t.Cleanup(p.stop)

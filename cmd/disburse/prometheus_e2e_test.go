@@ -109,6 +109,15 @@ func TestPrometheusScrapesPipeline(t *testing.T) {
 			t.Errorf("trace lacks %q:\n%s", want, b.String())
 		}
 	}
+	// Each step names who wrote it: this process's connections are named
+	// by openPostgres (role@host/pid; the test binary has no role).
+	actor := fmt.Sprintf("  by %s", instanceName())
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n")[1:] {
+		if (strings.Contains(line, "settle entry") || strings.Contains(line, "transfer call") || strings.Contains(line, "status COMPLETED")) &&
+			!strings.HasSuffix(line, actor) {
+			t.Errorf("trace step without its actor %q: %s", actor, line)
+		}
+	}
 }
 
 // promQuery runs an instant query and returns the first sample's value.

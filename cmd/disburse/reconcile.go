@@ -30,15 +30,14 @@ func runReconcile(ctx context.Context, args []string) error {
 
 // reconcile runs the command, writing the report to out.
 func reconcile(ctx context.Context, args []string, out io.Writer) error {
-	var url, bankURL, bankCode, date string
-	var grace, bankTimeout time.Duration
-	var profilesPath string
+	var url, bankCode, date, env string
+	var grace time.Duration
+	var eb envBanks
 	var asJSON bool
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.StringVar(&url, "postgres-url", "", "Postgres connection URL (required)")
-	fs.StringVar(&bankURL, "bank-url", "http://127.0.0.1:8082", "base URL of the bank gateway (the sandbox banks in development)")
-	fs.StringVar(&profilesPath, "bank-profiles", "", "YAML file of the banks' profiles and base URLs (docs/banks.md); default: the built-in profiles")
-	fs.DurationVar(&bankTimeout, "bank-timeout", 0, "timeout of one statement read, replacing the bank profile's (0: the profile's)")
+	eb.register(fs, "http://127.0.0.1:8082", true)
+	fs.StringVar(&env, "environment", payout.Sandbox, "whose statement to reconcile: sandbox (the sandbox banks) or production (the --production-bank-url gateway)")
 	fs.StringVar(&bankCode, "bank", "", "bank code whose statement to reconcile, e.g. bca (required; e-wallets book at their host bank)")
 	fs.StringVar(&date, "date", "", "day to reconcile, YYYY-MM-DD in Asia/Jakarta time (default today)")
 	fs.DurationVar(&grace, "grace", defaultReconcileGrace, "leave out the last this long before now on both sides (what is still being applied)")
@@ -59,6 +58,9 @@ func reconcile(ctx context.Context, args []string, out io.Writer) error {
 	if b, ok := connectors.Lookup(bankCode); !ok || b.Kind != connectors.KindBank {
 		return &exitError{code: 2, err: fmt.Errorf("--bank %q is not a bank code (e-wallets book at their host bank)", bankCode)}
 	}
+	if env != payout.Sandbox && env != payout.Production {
+		return &exitError{code: 2, err: fmt.Errorf("--environment must be sandbox or production, got %q", env)}
+	}
 	if date == "" {
 		date = time.Now().In(connectors.Jakarta).Format(time.DateOnly)
 	}
@@ -66,16 +68,19 @@ func reconcile(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--date: %w", err)}
 	}
+	banks, err := eb.newBanks()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if !banks.Configured(env) {
+		return &exitError{code: 2, err: fmt.Errorf("--environment %s: no bank gateway configured (set --production-bank-url)", env)}
+	}
 	pool, err := openPostgres(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	bank, _, err := bankConfig{url: bankURL, timeout: bankTimeout, profilesPath: profilesPath}.newBank()
-	if err != nil {
-		return err
-	}
-	rc := &statement.Reconciler{Bank: bank, Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Grace: grace}
+	rc := &statement.Reconciler{Bank: banks.For(env), Environment: env, Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool), Grace: grace}
 	rep, err := rc.Reconcile(ctx, bankCode, day)
 	if err != nil {
 		return err
@@ -90,7 +95,7 @@ func reconcile(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if !rep.OK() {
-		return &exitError{code: exitDifferences, err: fmt.Errorf("%d difference(s) between %s's statement and the ledger on %s", len(rep.Differences), bankCode, rep.Date)}
+		return &exitError{code: exitDifferences, err: fmt.Errorf("%d difference(s) between %s's %s statement and the ledger on %s", len(rep.Differences), bankCode, env, rep.Date)}
 	}
 	return nil
 }

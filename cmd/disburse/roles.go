@@ -9,6 +9,7 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/connectors/banksim"
+	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
 	"github.com/disburse/disburse/processor/dispatch"
 	"github.com/disburse/disburse/schemas"
@@ -18,22 +19,20 @@ import (
 func runAPI(ctx context.Context, args []string) error {
 	var c common
 	var apiAddr, operatorAddr, operatorToken string
-	var bc bankConfig
+	var eb envBanks
 	var inquiryTTL time.Duration
 	var nameThreshold float64
 	var access accessConfig
 	var cb callbackConfig
 	var rc reportsConfig
+	var dc dashboardConfig
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	dc.register(fs, "")
 	c.register(fs)
 	access.register(fs, false)
 	cb.register(fs, false)
 	rc.register(fs)
-	bc.register(fs, "http://127.0.0.1:8082", false)
-	var bankCredentials, prodURL, prodCredentials string
-	fs.StringVar(&bankCredentials, "bank-credentials", "", "credential of --bank-url by reference: env:NAME or file:/path")
-	fs.StringVar(&prodURL, "production-bank-url", "", "base URL of the production bank gateway (none: production account inquiries answer 503)")
-	fs.StringVar(&prodCredentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
+	eb.register(fs, "http://127.0.0.1:8082", false)
 	fs.DurationVar(&inquiryTTL, "inquiry-cache-ttl", 10*time.Minute, "how long an account inquiry's answer is reused")
 	fs.Float64Var(&nameThreshold, "name-match-threshold", 0.8, "score (0-1) an account_holder_name needs against the bank's name")
 	fs.StringVar(&apiAddr, "api-addr", "127.0.0.1:8080", "merchant API address")
@@ -57,13 +56,13 @@ func runAPI(ctx context.Context, args []string) error {
 	if len(operatorToken) < 16 {
 		return fmt.Errorf("--operator-token (DISBURSE_OPERATOR_TOKEN) must be at least 16 characters")
 	}
-	bank, profiles, err := bc.newBank()
-	if err != nil {
-		return err
-	}
-	gateways, err := apiGateways(gatewayConfig{bc.url, bankCredentials}, gatewayConfig{prodURL, prodCredentials}, inquiryTTL)
+	banks, err := eb.newBanks()
 	if err != nil {
 		return err // a gateway setting is wrong: say so before connecting to anything
+	}
+	pf, err := eb.sandbox.profiles()
+	if err != nil {
+		return err
 	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
@@ -79,9 +78,9 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := processor.EnsureTopicsWith(ctx, producer, c.topicSpec(), topics.All()...); err != nil {
 		return err
 	}
-	s := newAPIServer(pool, producer, topics, operatorToken, bank, inquiryTTL, nameThreshold, cb)
-	s.Profiles = profiles
-	s.Banks = gateways
+	s := newAPIServer(pool, producer, topics, operatorToken, banks.For(payout.Sandbox), inquiryTTL, nameThreshold, cb)
+	s.Profiles = pf.Profiles
+	s.Banks = inquiryCaches(banks, inquiryTTL)
 	if err := access.apply(s); err != nil {
 		return err
 	}
@@ -99,16 +98,21 @@ func runAPI(ctx context.Context, args []string) error {
 	}
 	var srv servers
 	defer srv.shutdown()
+	// The dashboard first: the operator API reads s.Dashboard.
+	dashURL, _, err := startDashboard(&srv, s, pool, dc, true)
+	if err != nil {
+		return err
+	}
 	if _, err := srv.start("api", apiAddr, s.Handler()); err != nil {
 		return err
 	}
 	if _, err := srv.start("operator", operatorAddr, s.OperatorHandler()); err != nil {
 		return err
 	}
-	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
+	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, producer)); err != nil {
 		return err
 	}
-	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr)
+	slog.Info("api serving", "api", apiAddr, "operator", operatorAddr, "metrics", c.metricsAddr, "dashboard", dashURL)
 	<-ctx.Done()
 	slog.Info("api stopping: finishing in-flight requests")
 	return nil
@@ -118,7 +122,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var c common
 	var rc reportsConfig
 	var stageList string
-	var bc bankConfig
+	var eb envBanks
 	var naive bool
 	var settleEvery time.Duration
 	var settleGroup int
@@ -129,7 +133,7 @@ func runWorker(ctx context.Context, args []string) error {
 	cb.register(fs, true)
 	rc.register(fs)
 	fs.StringVar(&stageList, "stages", "ledger,relay,dispatch", "comma-separated stages to run: ledger, relay (publishes status events; run at least one), dispatch, callbacks, sink (needs ClickHouse)")
-	bc.register(fs, "http://127.0.0.1:8082", true)
+	eb.register(fs, "http://127.0.0.1:8082", true)
 	fs.IntVar(&settleGroup, "settle-group", 500, "most bank answers the dispatch stage settles in one transaction")
 	fs.DurationVar(&settleEvery, "settle-every", 10*time.Millisecond, "longest a bank answer waits for its settle group to fill")
 	fs.DurationVar(&booksEvery, "books-check-every", 5*time.Minute, "how often to run the checks of disburse audit and export disburse_books_violations (0: never)")
@@ -153,9 +157,9 @@ func runWorker(ctx context.Context, args []string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("--stages names no stage (known: %v)", stageNames)
 	}
-	bank, _, err := bc.newBank()
+	banks, err := eb.newBanks()
 	if err != nil {
-		return err
+		return err // a bank setting is wrong: say so before connecting to anything
 	}
 	pool, err := openPostgres(ctx, c.postgresURL)
 	if err != nil {
@@ -181,14 +185,14 @@ func runWorker(ctx context.Context, args []string) error {
 	}
 	var srv servers
 	defer srv.shutdown()
-	if _, err := srv.start("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
+	if _, err := srv.startPlain("metrics", c.metricsAddr, healthHandler(pool, admin)); err != nil {
 		return err
 	}
 	stageCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	var st stages
 	for _, name := range names {
-		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, bank: bank, callbacks: cb, reports: rs, naive: naive,
+		deps := stageDeps{brokers: brokers, pool: pool, groupPrefix: c.topicPrefix, topics: topics, banks: banks, callbacks: cb, reports: rs, naive: naive,
 			tune: func(d *dispatch.Stage) { d.SettleGroup, d.SettleEvery = settleGroup, settleEvery }}
 		if err := st.start(stageCtx, name, deps); err != nil {
 			stop()

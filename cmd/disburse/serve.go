@@ -23,18 +23,43 @@ type servers struct {
 	wg   sync.WaitGroup
 }
 
-// start listens on addr at once (so a taken port fails the start) and serves h.
+// start listens on addr at once (so a taken port fails the start) and
+// serves h, one of the api package's handlers (merchant or operator API).
 func (s *servers) start(name, addr string, h http.Handler) (net.Addr, error) {
+	return s.listen(name, addr, h, true)
+}
+
+// startPlain is start for handlers that are not the api package's: the
+// sandbox banks, the metrics and health endpoints, the bench's callback
+// receiver.
+//
+// They must not be behind api.Listener: its connections answer a read
+// timeout with a JSON 408 unless an api handler is known to be running,
+// and around any other handler they never know it, so an idle keep-alive
+// connection got a 408 written to it when its read deadline passed. A
+// client that reused the connection at that moment read the 408 as the
+// answer to the request it had just sent: for a transfer, an outcome
+// unknown (issue 16's bench logged hundreds per run, each one a status
+// query and more commits).
+func (s *servers) startPlain(name, addr string, h http.Handler) (net.Addr, error) {
+	return s.listen(name, addr, h, false)
+}
+
+func (s *servers) listen(name, addr string, h http.Handler, apiErrors bool) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listener on %s: %w (choose another address with its flag)", name, addr, err)
 	}
-	// api.Listener and api.ConnContext give the errors net/http answers
-	// itself (431, malformed requests, header timeouts) the JSON error shape.
-	ln = api.Listener(ln)
+	var connContext func(context.Context, net.Conn) context.Context
+	if apiErrors {
+		// api.Listener and api.ConnContext give the errors net/http answers
+		// itself (431, malformed requests, header timeouts) the JSON error shape.
+		ln = api.Listener(ln)
+		connContext = api.ConnContext
+	}
 	srv := &http.Server{
 		Handler:           h,
-		ConnContext:       api.ConnContext,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,21 @@ import (
 	"github.com/disburse/disburse/schemas/events"
 )
 
+// instanceName names this process for Postgres (application_name, at
+// most 63 bytes): role@host/pid, such as worker@disburse-7c9f-x2kqz/1.
+func instanceName() string {
+	role := "disburse"
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		role = os.Args[1]
+	}
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("%s@%s/%d", role, host, os.Getpid())
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
 // openPostgres connects and checks the connection.
 func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -46,6 +63,12 @@ func openPostgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// The rows a connection writes in a payout's story carry it
+		// (the actor columns, migration 00017): disburse trace shows
+		// which role and instance wrote each step.
+		cfg.ConnConfig.RuntimeParams["application_name"] = instanceName()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -101,8 +124,9 @@ type stageDeps struct {
 	// groupPrefix names the consumer groups (<prefix>ledger, <prefix>dispatch).
 	groupPrefix string
 	topics      events.Topics
-	// bank is the bank connector with the banks' profiles applied.
-	bank *connectors.Guard
+	// banks are each environment's bank connector with the banks' profiles
+	// applied.
+	banks *connectors.Banks
 	// tune adjusts the dispatch stage before it starts (tests shorten its
 	// windows); tuneStatement its statement follower and reconciler.
 	tune          func(*dispatch.Stage)
@@ -139,7 +163,7 @@ const naiveRecords = 1
 
 // start launches the named stage; it consumes until ctx ends.
 func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
-	brokers, pool, topics, bank := deps.brokers, deps.pool, deps.topics, deps.bank
+	brokers, pool, topics, banks := deps.brokers, deps.pool, deps.topics, deps.banks
 	if s.errs == nil {
 		s.errs = make(chan error, len(stageNames))
 	}
@@ -169,7 +193,7 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	var dst *dispatch.Stage
 	if name == "dispatch" {
 		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool),
-			Bank: bank, Topics: topics, Log: log}
+			Banks: banks, Topics: topics, Log: log}
 		// The kill switch (issue 14): paused environments' payouts are parked before a send.
 		pauses := &controls.Pauses{DB: pool, Log: log}
 		if err := pauses.Load(ctx); err != nil {
@@ -206,7 +230,7 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 		}
 	case "dispatch":
 		dst.Kafka = cl
-		run = withStatements(dst.Run, pool, bank, log, deps.tuneStatement)
+		run = withStatements(dst.Run, pool, banks, log, deps.tuneStatement)
 	case "callbacks":
 		store := deps.callbacks.store(pool)
 		st := &callbackstage.Stage{Store: store, Worker: deps.callbacks.worker(store, log), Kafka: cl, Topics: topics, Log: log}
@@ -301,22 +325,27 @@ func (s *stages) wait() error {
 	}
 }
 
-// bankConfig is how a role reaches the banks: the bank gateway's URL, an
-// optional timeout replacing every profile's, and an optional bank-profiles
-// file (docs/banks.md) that sets each bank's profile and base URL.
+// bankConfig is how a role reaches one environment's banks: the bank
+// gateway's URL, an optional timeout replacing every profile's, an optional
+// bank-profiles file (docs/banks.md) that sets each bank's profile and
+// base URL, and an optional credential by reference (resolveCredential)
+// sent with every call. prefix is the flags' ("" sandbox, "production-").
 type bankConfig struct {
 	url          string
 	timeout      time.Duration
 	profilesPath string
+	credentials  string
+	prefix       string
 }
 
-// register adds --bank-url (with def as its default) and --bank-profiles;
-// withTimeout adds --bank-timeout.
+// register adds --bank-url (with def as its default), --bank-profiles and
+// --bank-credentials; withTimeout adds --bank-timeout.
 func (b *bankConfig) register(fs *flag.FlagSet, def string, withTimeout bool) {
-	fs.StringVar(&b.url, "bank-url", def, "base URL of the bank gateway (the sandbox banks in development); a bank-profiles file may give banks other URLs")
-	fs.StringVar(&b.profilesPath, "bank-profiles", "", "YAML file of the banks' profiles and base URLs (docs/banks.md; deploy/profiles/example.yaml); default: the built-in profiles")
+	fs.StringVar(&b.url, "bank-url", def, "base URL of the sandbox bank gateway (the sandbox banks); a bank-profiles file may give banks other URLs")
+	fs.StringVar(&b.profilesPath, "bank-profiles", "", "YAML file of the sandbox banks' profiles and base URLs (docs/banks.md; deploy/profiles/example.yaml); default: the built-in profiles")
+	fs.StringVar(&b.credentials, "bank-credentials", "", "credential of --bank-url by reference: env:NAME or file:/path")
 	if withTimeout {
-		fs.DurationVar(&b.timeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's (0: the profiles'); a transfer that times out is resolved by status queries")
+		fs.DurationVar(&b.timeout, "bank-timeout", 0, "timeout of one bank call, replacing every bank profile's in both environments (0: the profiles'); a transfer that times out is resolved by status queries")
 	}
 }
 
@@ -325,7 +354,35 @@ func (b bankConfig) profiles() (connectors.ProfileFile, error) {
 	if b.profilesPath == "" {
 		return connectors.ProfileFile{Profiles: connectors.DefaultProfiles()}, nil
 	}
-	return connectors.LoadProfileFile(b.profilesPath)
+	pf, err := connectors.LoadProfileFile(b.profilesPath)
+	if err != nil && b.prefix != "" {
+		return pf, fmt.Errorf("--%sbank-profiles: %w", b.prefix, err)
+	}
+	return pf, err
+}
+
+// urls are every base URL the banks are called at: the default and the
+// bank-profiles file's own.
+func (b bankConfig) urls(pf connectors.ProfileFile) map[string]bool {
+	out := map[string]bool{sameURL(pf.URLFor("", b.url)): true}
+	for code := range pf.Profiles {
+		out[sameURL(pf.URLFor(code, b.url))] = true
+	}
+	for _, u := range pf.URLs {
+		out[sameURL(u)] = true
+	}
+	return out
+}
+
+// sameURL is a base URL in a form where two spellings of one gateway
+// compare equal (case of scheme and host, a trailing slash).
+func sameURL(s string) string {
+	u, err := neturl.Parse(strings.TrimRight(s, "/"))
+	if err != nil {
+		return s
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return u.String()
 }
 
 // newBank is the bank connector of the API and the workers: the HTTP
@@ -333,6 +390,10 @@ func (b bankConfig) profiles() (connectors.ProfileFile, error) {
 // (breaker, bulkhead, rate limit, windows). It also returns the profiles,
 // for GET /v1/banks.
 func (b bankConfig) newBank() (*connectors.Guard, connectors.Profiles, error) {
+	token, err := resolveCredential(b.prefix+"bank-credentials", b.credentials)
+	if err != nil {
+		return nil, nil, err
+	}
 	pf, err := b.profiles()
 	if err != nil {
 		return nil, nil, err
@@ -345,17 +406,76 @@ func (b bankConfig) newBank() (*connectors.Guard, connectors.Profiles, error) {
 		}
 	}
 	// The guard applies each bank's timeout; the clients' own are off.
+	opts := []httpbank.Option{httpbank.WithTimeout(0), httpbank.WithCredential(token)}
 	def := pf.URLFor("", b.url)
-	clients := map[string]connectors.Connector{def: httpbank.New(def, httpbank.WithTimeout(0))}
+	clients := map[string]connectors.Connector{def: httpbank.New(def, opts...)}
 	byBank := map[string]connectors.Connector{}
 	for code := range profiles {
 		u := pf.URLFor(code, b.url)
 		if clients[u] == nil {
-			clients[u] = httpbank.New(u, httpbank.WithTimeout(0))
+			clients[u] = httpbank.New(u, opts...)
 		}
 		byBank[code] = clients[u]
 	}
 	return connectors.NewGuard(connectors.NewRouter(clients[def], byBank), profiles, nil), profiles, nil
+}
+
+// envBanks are the workers' bank gateways: sandbox payouts to the sandbox
+// banks (--bank-url, --bank-profiles, --bank-credentials), production
+// payouts to the production gateway (--production-bank-url,
+// --production-bank-profiles, --production-bank-credentials), none when
+// --production-bank-url is not set.
+type envBanks struct {
+	sandbox, production bankConfig
+}
+
+// register adds both environments' flags; def is --bank-url's default.
+func (e *envBanks) register(fs *flag.FlagSet, def string, withTimeout bool) {
+	e.sandbox.register(fs, def, withTimeout)
+	e.production.prefix = "production-"
+	fs.StringVar(&e.production.url, "production-bank-url", "", "base URL of the production bank gateway (none: production payouts are not sent; they wait and fail BANK_UNAVAILABLE after the unavailable limit)")
+	fs.StringVar(&e.production.profilesPath, "production-bank-profiles", "", "YAML file of the production banks' profiles and base URLs (docs/banks.md); default: the built-in profiles")
+	fs.StringVar(&e.production.credentials, "production-bank-credentials", "", "credential of --production-bank-url by reference: env:NAME or file:/path")
+}
+
+// newBanks builds each environment's guarded connector. It refuses a
+// production setting without --production-bank-url, and a production
+// gateway that any sandbox bank is also called at (or the other way):
+// a production payout must never reach the simulator.
+func (e envBanks) newBanks() (*connectors.Banks, error) {
+	sb, _, err := e.sandbox.newBank()
+	if err != nil {
+		return nil, err
+	}
+	byEnv := map[string]*connectors.Guard{payout.Sandbox: sb}
+	prod := e.production
+	prod.timeout = e.sandbox.timeout
+	if prod.url == "" {
+		if prod.profilesPath != "" || prod.credentials != "" {
+			return nil, fmt.Errorf("--production-bank-profiles and --production-bank-credentials need --production-bank-url")
+		}
+		return connectors.NewBanks(byEnv, nil), nil
+	}
+	spf, err := e.sandbox.profiles()
+	if err != nil {
+		return nil, err
+	}
+	ppf, err := prod.profiles()
+	if err != nil {
+		return nil, err
+	}
+	sandboxURLs := e.sandbox.urls(spf)
+	for u := range prod.urls(ppf) {
+		if sandboxURLs[u] {
+			return nil, fmt.Errorf("production bank gateway %s is also a sandbox bank URL (--bank-url or --bank-profiles): production must not reach the simulated banks, nor sandbox the real ones", u)
+		}
+	}
+	pg, _, err := prod.newBank()
+	if err != nil {
+		return nil, err
+	}
+	byEnv[payout.Production] = pg
+	return connectors.NewBanks(byEnv, nil), nil
 }
 
 // banksimOptions are the sandbox banks with every bank's median latency set

@@ -103,6 +103,7 @@
 //	                                   "error_rate_after","processing_rate","rate_limit"}
 //	POST /admin/banks/{bank}/statement {"reference","kind","amount","currency","failure_code"} -> 200 the entry
 //	GET  /healthz
+//	GET  /readyz                       200 once serving (the simulator depends on nothing)
 //
 // POST /admin/banks/{bank}/statement is for tests only: it books an entry
 // on the bank's statement now, exactly as given, without a transfer behind

@@ -128,6 +128,12 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	// The simulator depends on nothing (its ledger is in memory): ready
+	// as soon as it serves. Both exist so every long-running role answers
+	// the same two probes.
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
 	s.mux = m
 }
 

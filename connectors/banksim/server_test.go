@@ -582,8 +582,10 @@ func TestServeShutsDown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ln, s) }()
 	url := "http://" + ln.Addr().String()
-	if r := mustDo(t, "GET", url+"/healthz", nil); r.code != 200 {
-		t.Fatalf("healthz %d", r.code)
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if r := mustDo(t, "GET", url+probe, nil); r.code != 200 {
+			t.Fatalf("%s %d", probe, r.code)
+		}
 	}
 	// A hanging request must not hold up shutdown.
 	hung := make(chan struct{})

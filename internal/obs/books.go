@@ -36,18 +36,7 @@ type BooksCheck struct {
 }
 
 // Run checks until ctx ends, the first time at once.
-func (b *BooksCheck) Run(ctx context.Context) {
-	t := time.NewTicker(b.Every)
-	defer t.Stop()
-	for {
-		b.Check(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (b *BooksCheck) Run(ctx context.Context) { repeat(ctx, b.Every, b.Check) }
 
 // Check runs the checks once and sets the gauge. A failed run leaves the
 // gauge as it was (the last known answer) and counts an error.

@@ -37,15 +37,17 @@ func NewLagMonitor(cl *kgo.Client, log *slog.Logger, groups ...string) *LagMonit
 }
 
 // Run measures until ctx ends.
-func (m *LagMonitor) Run(ctx context.Context) {
-	every := m.Every
+func (m *LagMonitor) Run(ctx context.Context) { repeat(ctx, m.Every, m.Measure) }
+
+// repeat calls f at once and then every every (0: 15s) until ctx ends.
+func repeat(ctx context.Context, every time.Duration, f func(context.Context)) {
 	if every <= 0 {
 		every = 15 * time.Second
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		m.Measure(ctx)
+		f(ctx)
 		select {
 		case <-ctx.Done():
 			return

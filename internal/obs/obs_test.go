@@ -12,6 +12,7 @@ import (
 	"github.com/disburse/disburse/internal/fixture"
 	"github.com/disburse/disburse/internal/obs"
 	"github.com/disburse/disburse/internal/testenv"
+	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/processor"
 )
@@ -152,5 +153,63 @@ func TestLagMonitor(t *testing.T) {
 	v, ok := gaugeValue(t, "disburse_consumer_group_lag", map[string]string{"group": group, "topic": topic, "partition": "0"})
 	if !ok || v != 3 {
 		t.Fatalf("disburse_consumer_group_lag = %v (present %v), want 3", v, ok)
+	}
+}
+
+// TestInFlight: the money in flight is the amount plus fee of the
+// PROCESSING payouts per environment and bank, equal to the ledger's
+// in_flight accounts; PENDING and terminal payouts are not in it; a bank
+// whose payouts all finished reads 0; a failed sample keeps the values
+// and counts an error.
+func TestInFlight(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := fixture.Postgres(t)
+	fixture.Merchant(t, pool, "m1", 10_000_000, merchant.Settings{FeeFlat: 100})
+	fixture.Merchant(t, pool, "m2", 10_000_000, merchant.Settings{FeeFlat: 100})
+	a := fixture.Pending(t, pool, "m1", "a", 3, 10_000) // bank bca
+	b := fixture.Pending(t, pool, "m2", "b", 2, 25_000)
+	fixture.Pending(t, pool, "m1", "waiting", 4, 1_000) // PENDING: not debited
+	if _, err := pool.Exec(ctx, `UPDATE disbursements SET bank_code = 'bni' WHERE id = ANY($1)`, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ledger.NewStore(pool).ApplyDebits(ctx, append(append([]string{}, a...), b...)); err != nil {
+		t.Fatal(err)
+	}
+	f := &obs.InFlight{DB: pool, Log: slog.Default()}
+	f.Sample(ctx)
+	check := func(bank string, wantAmount, wantCount float64) {
+		t.Helper()
+		labels := map[string]string{"environment": "sandbox", "bank": bank}
+		if v, ok := gaugeValue(t, "disburse_money_in_flight", map[string]string{"environment": "sandbox", "bank": bank, "currency": "IDR"}); !ok || v != wantAmount {
+			t.Errorf("disburse_money_in_flight{bank=%s} = %v (%v), want %v", bank, v, ok, wantAmount)
+		}
+		if v, ok := gaugeValue(t, "disburse_payouts_in_flight", labels); !ok || v != wantCount {
+			t.Errorf("disburse_payouts_in_flight{bank=%s} = %v (%v), want %v", bank, v, ok, wantCount)
+		}
+	}
+	fees := int64(fixture.Count(t, pool, `SELECT coalesce(sum(fee), 0)::int FROM disbursements WHERE id = ANY($1)`, a))
+	check("bca", float64(3*10_000+fees), 3)
+	check("bni", float64(2*25_000+int64(fixture.Count(t, pool, `SELECT coalesce(sum(fee), 0)::int FROM disbursements WHERE id = ANY($1)`, b))), 2)
+	ledgerInFlight := fixture.Count(t, pool, `SELECT sum(balance)::int FROM accounts WHERE kind = 'in_flight' AND environment = 'sandbox'`)
+	bca, _ := gaugeValue(t, "disburse_money_in_flight", map[string]string{"environment": "sandbox", "bank": "bca", "currency": "IDR"})
+	bni, _ := gaugeValue(t, "disburse_money_in_flight", map[string]string{"environment": "sandbox", "bank": "bni", "currency": "IDR"})
+	if int(bca+bni) != ledgerInFlight {
+		t.Errorf("money in flight %v + %v, ledger in_flight accounts %d", bca, bni, ledgerInFlight)
+	}
+
+	// The status alone is what the sample reads.
+	if _, err := pool.Exec(ctx, `UPDATE disbursements SET status = 'FAILED' WHERE id = ANY($1)`, b); err != nil {
+		t.Fatal(err)
+	}
+	f.Sample(ctx)
+	check("bni", 0, 0)
+	check("bca", float64(3*10_000+fees), 3)
+
+	errorsBefore, _ := gaugeValue(t, "disburse_money_in_flight_errors_total", nil)
+	pool.Close()
+	f.Sample(ctx)
+	check("bca", float64(3*10_000+fees), 3)
+	if after, _ := gaugeValue(t, "disburse_money_in_flight_errors_total", nil); after != errorsBefore+1 {
+		t.Errorf("failed sample not counted: %v -> %v", errorsBefore, after)
 	}
 }

@@ -1,7 +1,8 @@
 // Package trace tells one payout's story from Postgres: its request, every
 // status change, ledger entry, bank call (with outcome and latency), the
-// dispatch lease that holds it, and every callback with its attempts, in
-// time order. `disburse trace <disbursement id>` prints it.
+// dispatch lease that holds it, and every callback (with the X-Request-Id it
+// carries) and its attempts, in time order, each step with the role and
+// instance that wrote it. `disburse trace <disbursement id>` prints it.
 package trace
 
 import (
@@ -25,6 +26,12 @@ type Step struct {
 	At     time.Time
 	Source string // request, event, ledger, bank, lease, callback, attempt
 	What   string
+	Ref    string // the callback id of callback and attempt steps
+	// Actor is the role and instance that wrote the step (the writing
+	// connection's application_name, role@host/pid; the lease's owner),
+	// "" when unknown (rows written before migration 00017, or by a
+	// client that set none).
+	Actor string
 }
 
 // Timeline is a payout's story, oldest first.
@@ -62,36 +69,36 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 	if batch != nil {
 		what += " in batch " + *batch
 	}
-	t.Steps = append(t.Steps, Step{created, "request", what})
+	t.Steps = append(t.Steps, Step{At: created, Source: "request", What: what})
 
 	queries := []struct {
 		source string
 		sql    string
 		row    func(pgx.Rows) (Step, error)
 	}{
-		{"event", `SELECT at, status, failure_code, version FROM payout_events WHERE disbursement_id = $1`, func(r pgx.Rows) (Step, error) {
+		{"event", `SELECT at, actor, status, failure_code, version FROM payout_events WHERE disbursement_id = $1`, func(r pgx.Rows) (Step, error) {
 			var s Step
 			var st, fc string
 			var v int
-			err := r.Scan(&s.At, &st, &fc, &v)
+			err := r.Scan(&s.At, &s.Actor, &st, &fc, &v)
 			s.What = fmt.Sprintf("status %s%s (version %d)", st, suffix(" ", fc), v)
 			return s, err
 		}},
-		{"ledger", `SELECT e.created_at, e.kind, e.memo,
+		{"ledger", `SELECT e.created_at, e.actor, e.kind, e.memo,
 				coalesce(string_agg(a.kind || ' ' || p.amount::text, ', ' ORDER BY a.kind), '')
 			FROM journal_entries e LEFT JOIN postings p ON p.entry_id = e.id LEFT JOIN accounts a ON a.id = p.account_id
-			WHERE e.disbursement_id = $1 GROUP BY e.id, e.created_at, e.kind, e.memo`, func(r pgx.Rows) (Step, error) {
+			WHERE e.disbursement_id = $1 GROUP BY e.id, e.created_at, e.actor, e.kind, e.memo`, func(r pgx.Rows) (Step, error) {
 			var s Step
 			var kind, memo, postings string
-			err := r.Scan(&s.At, &kind, &memo, &postings)
+			err := r.Scan(&s.At, &s.Actor, &kind, &memo, &postings)
 			s.What = fmt.Sprintf("%s entry [%s]%s", kind, postings, suffix(": ", memo))
 			return s, err
 		}},
-		{"bank", `SELECT started_at, kind, outcome, finished_at FROM bank_calls WHERE disbursement_id = $1`, func(r pgx.Rows) (Step, error) {
+		{"bank", `SELECT started_at, actor, kind, outcome, finished_at FROM bank_calls WHERE disbursement_id = $1`, func(r pgx.Rows) (Step, error) {
 			var s Step
 			var kind, outcome string
 			var fin *time.Time
-			err := r.Scan(&s.At, &kind, &outcome, &fin)
+			err := r.Scan(&s.At, &s.Actor, &kind, &outcome, &fin)
 			took := "not finished"
 			if fin != nil {
 				took = "took " + fin.Sub(s.At).Round(time.Millisecond).String()
@@ -101,30 +108,34 @@ func Build(ctx context.Context, db *pgxpool.Pool, id string) (Timeline, error) {
 		}},
 		{"lease", `SELECT expires_at, owner FROM dispatch_leases WHERE disbursement_id = $1`, func(r pgx.Rows) (Step, error) {
 			var s Step
-			var owner string
-			err := r.Scan(&s.At, &owner)
-			s.What = "dispatch lease held by " + owner + " expires"
+			err := r.Scan(&s.At, &s.Actor)
+			s.What = "dispatch lease expires"
 			return s, err
 		}},
-		{"callback", `SELECT created_at, id, type, status, attempts, delivered_at FROM callbacks WHERE subject_id = $1`, func(r pgx.Rows) (Step, error) {
+		{"callback", `SELECT created_at, id, type, request_id, status, attempts, delivered_at FROM callbacks WHERE subject_id = $1`, func(r pgx.Rows) (Step, error) {
 			var s Step
-			var cid, typ, st string
+			var cid, typ, rid, st string
 			var n int
 			var delivered *time.Time
-			err := r.Scan(&s.At, &cid, &typ, &st, &n, &delivered)
+			err := r.Scan(&s.At, &cid, &typ, &rid, &st, &n, &delivered)
+			s.Ref = cid
+			if rid != "" {
+				typ += " (X-Request-Id " + rid + ")"
+			}
 			s.What = fmt.Sprintf("callback %s %s: %s after %d attempt(s)", cid, typ, st, n)
 			if delivered != nil {
 				s.What += ", delivered " + delivered.Sub(s.At).Round(time.Millisecond).String() + " after queueing"
 			}
 			return s, err
 		}},
-		{"attempt", `SELECT a.started_at, a.callback_id, a.duration_ms, a.status_code, a.error FROM callback_attempts a
+		{"attempt", `SELECT a.started_at, a.actor, a.callback_id, a.duration_ms, a.status_code, a.error FROM callback_attempts a
 			JOIN callbacks c ON c.id = a.callback_id WHERE c.subject_id = $1`, func(r pgx.Rows) (Step, error) {
 			var s Step
 			var cid, errText string
 			var ms int
 			var code *int
-			err := r.Scan(&s.At, &cid, &ms, &code, &errText)
+			err := r.Scan(&s.At, &s.Actor, &cid, &ms, &code, &errText)
+			s.Ref = cid
 			answer := "no HTTP answer"
 			if code != nil {
 				answer = fmt.Sprintf("HTTP %d", *code)
@@ -172,7 +183,7 @@ func (t Timeline) Write(w io.Writer) error {
 		start = t.Steps[0].At
 	}
 	for _, s := range t.Steps {
-		fmt.Fprintf(&b, "%s  %+10s  %-8s  %s\n", s.At.UTC().Format("2006-01-02T15:04:05.000Z"), "+"+s.At.Sub(start).Round(time.Millisecond).String(), s.Source, s.What)
+		fmt.Fprintf(&b, "%s  %+10s  %-8s  %s%s\n", s.At.UTC().Format("2006-01-02T15:04:05.000Z"), "+"+s.At.Sub(start).Round(time.Millisecond).String(), s.Source, s.What, suffix("  by ", s.Actor))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -63,7 +63,10 @@ func (h *harness) start(t *testing.T, w *callbacks.Worker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Store, w.Policy, w.Log = h.store, h.policy, quiet
+	w.Store, w.Policy = h.store, h.policy
+	if w.Log == nil {
+		w.Log = quiet
+	}
 	st := &callbackstage.Stage{Store: h.store, Worker: w, Kafka: cl, Topics: h.topics, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

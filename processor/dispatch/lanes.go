@@ -35,12 +35,17 @@ type job struct {
 	requestID string
 }
 
-// lane is one called bank's queue and workers: at most the bank's
-// MaxInFlight payouts are worked on at once, and at most LaneQueue wait.
+// lane is one environment's called bank's queue and workers: at most the
+// bank's MaxInFlight payouts (by that environment's profile) are worked on
+// at once, and at most LaneQueue wait. Each environment has its own lanes,
+// so production and sandbox never wait for each other's bank.
 type lane struct {
-	bank  string
+	laneKey
 	queue chan *job
 }
+
+// laneKey names a lane: the payout's environment and called bank.
+type laneKey struct{ env, bank string }
 
 // defaultLaneQueue is how many payouts of one bank may wait in memory for a
 // worker. A large batch to a few banks then keeps every worker busy from
@@ -59,7 +64,7 @@ func (s *Stage) releaseQueued() {
 		for {
 			select {
 			case j := <-l.queue:
-				laneQueue.WithLabelValues(l.bank).Dec()
+				laneQueue.WithLabelValues(l.env, l.bank).Dec()
 				s.release(j, "stopping")
 				continue
 			default:
@@ -69,19 +74,20 @@ func (s *Stage) releaseQueued() {
 	}
 }
 
-func (s *Stage) lane(bank string) *lane {
+func (s *Stage) lane(env, bank string) *lane {
+	k := laneKey{env, bank}
 	s.lanesMu.Lock()
 	defer s.lanesMu.Unlock()
-	if l := s.lanes[bank]; l != nil {
+	if l := s.lanes[k]; l != nil {
 		return l
 	}
-	p := s.Bank.Profile(bank)
+	p := s.Banks.For(env).Profile(bank)
 	depth := s.LaneQueue
 	if depth <= 0 {
 		depth = defaultLaneQueue
 	}
-	l := &lane{bank: bank, queue: make(chan *job, depth)}
-	s.lanes[bank] = l
+	l := &lane{laneKey: k, queue: make(chan *job, depth)}
+	s.lanes[k] = l
 	for range max(1, p.MaxInFlight) {
 		s.jobs.Add(1)
 		go s.worker(l)
@@ -96,7 +102,7 @@ func (s *Stage) worker(l *lane) {
 		case <-s.stopping:
 			return
 		case j := <-l.queue:
-			laneQueue.WithLabelValues(l.bank).Dec()
+			laneQueue.WithLabelValues(l.env, l.bank).Dec()
 			select {
 			case <-s.stopping:
 				s.release(j, "stopping") // left unfinished: it comes again after the restart
@@ -142,8 +148,10 @@ func (s *Stage) route(jobs []*job) {
 		}
 		return
 	}
-	// 1. What no lane can take now is parked without a claim.
-	room := map[string]int{}
+	// 1. What no lane can take now is parked without a claim. The record's
+	// environment picks the gateway here; the claimed payout's own (from
+	// its row) picks it for the send.
+	room := map[laneKey]int{}
 	var claim []*job
 	for _, j := range jobs {
 		if j.part.isRevoked() {
@@ -154,21 +162,21 @@ func (s *Stage) route(jobs []*job) {
 			continue
 		}
 		var ue *connectors.UnavailableError
-		if err := s.Bank.Admit(j.ev.BankCode); errors.As(err, &ue) {
+		if err := s.Banks.For(j.ev.Environment).Admit(j.ev.BankCode); errors.As(err, &ue) {
 			s.park(j, s.unavailableUntil(ue, j.ev.Attempt), ue.Reason)
 			continue
 		}
-		bank := connectors.HostOf(j.ev.BankCode)
-		free, ok := room[bank]
+		k := laneKey{j.ev.Environment, connectors.HostOf(j.ev.BankCode)}
+		free, ok := room[k]
 		if !ok {
-			l := s.lane(bank)
+			l := s.lane(k.env, k.bank)
 			free = cap(l.queue) - len(l.queue)
 		}
 		if free <= 0 {
 			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
 			continue
 		}
-		room[bank] = free - 1
+		room[k] = free - 1
 		claim = append(claim, j)
 	}
 	if len(claim) == 0 {
@@ -217,11 +225,10 @@ func (s *Stage) route(jobs []*job) {
 		}
 		j := js[0]
 		j.claim, j.claimedAt = c, claimedAt
-		bank := connectors.HostOf(c.BankCode)
-		l := s.lane(bank)
+		l := s.lane(c.Environment, connectors.HostOf(c.BankCode))
 		select {
 		case l.queue <- j:
-			laneQueue.WithLabelValues(bank).Inc()
+			laneQueue.WithLabelValues(l.env, l.bank).Inc()
 		default: // raced with another route: give the claim back
 			s.release(j, reasonLaneFull)
 			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), reasonLaneFull)
@@ -234,14 +241,14 @@ func (s *Stage) route(jobs []*job) {
 // the first such park starts the clock of the profile's UnavailableLimit.
 var unavailableReasons = map[string]bool{
 	connectors.ReasonBreakerOpen: true, connectors.WindowMaintenance: true, connectors.WindowCutOff: true,
-	reasonNotSent: true,
+	connectors.ReasonNoGateway: true, reasonNotSent: true,
 }
 
 // waitedTooLong reports whether the payout has been waiting for its
 // unavailable bank longer than the bank profile allows.
 func (s *Stage) waitedTooLong(j *job) bool {
 	since := j.ev.UnavailableSince
-	limit := s.Bank.Profile(j.ev.BankCode).UnavailableLimit
+	limit := s.Banks.For(j.ev.Environment).Profile(j.ev.BankCode).UnavailableLimit
 	return !since.IsZero() && limit > 0 && time.Since(since) >= limit
 }
 
@@ -255,7 +262,7 @@ func (s *Stage) failUnavailable(j *job) {
 	switch {
 	case err == nil || errors.Is(err, payout.ErrNotFound):
 		if err == nil {
-			s.Log.Warn("bank unavailable too long; payout failed and its debit returned", "disbursement_id", id,
+			s.Log.Warn("bank unavailable too long; payout failed and its debit returned", "disbursement_id", id, "request_id", j.requestID,
 				"merchant_id", d.MerchantID, "bank", j.ev.BankCode, "waiting_since", j.ev.UnavailableSince, "status", d.Status)
 		}
 		j.part.finish(j.rec.Offset)
@@ -266,7 +273,7 @@ func (s *Stage) failUnavailable(j *job) {
 		}
 		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
 	default:
-		s.Log.Warn("failing a payout for an unavailable bank failed; parking it", "disbursement_id", id, "err", err)
+		s.Log.Warn("failing a payout for an unavailable bank failed; parking it", "disbursement_id", id, "request_id", j.requestID, "err", err)
 		s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), j.ev.Reason)
 	}
 }
@@ -302,9 +309,9 @@ func (s *Stage) park(j *job, until time.Time, reason string) {
 		ev.UnavailableSince = time.Now().UTC()
 	}
 	bank := connectors.HostOf(ev.BankCode)
-	parkedTotal.WithLabelValues(bank, reason).Inc()
+	parkedTotal.WithLabelValues(ev.Environment, bank, reason).Inc()
 	s.Log.Info("payout parked", "disbursement_id", ev.DisbursementID, "request_id", j.requestID, "merchant_id", ev.MerchantID,
-		"bank", bank, "reason", reason, "until", ev.NotBefore, "attempt", ev.Attempt)
+		"environment", ev.Environment, "bank", bank, "reason", reason, "until", ev.NotBefore, "attempt", ev.Attempt)
 	s.jobs.Add(1)
 	s.produceParked(j, ev, 0)
 }
@@ -330,7 +337,7 @@ func (s *Stage) produceParked(j *job, ev events.Dispatch, attempt int) {
 			s.jobs.Done()
 			return
 		}
-		s.Log.Warn("parking failed; retrying", "disbursement_id", ev.DisbursementID, "err", err)
+		s.Log.Warn("parking failed; retrying", "disbursement_id", ev.DisbursementID, "request_id", j.requestID, "err", err)
 		go func() {
 			time.Sleep(retry.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}.Delay(attempt))
 			s.produceParked(j, ev, attempt+1)

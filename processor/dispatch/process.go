@@ -67,11 +67,11 @@ func (s *Stage) release(j *job, reason string) {
 	ctx := context.Background()
 	if j.claim.CallID != 0 && !j.called {
 		if err := s.Payouts.FinishCall(ctx, j.claim.CallID, payout.OutcomeNotSent); err != nil {
-			s.Log.Warn("mark unused bank call", "disbursement_id", j.claim.ID, "err", err)
+			s.Log.Warn("mark unused bank call", "disbursement_id", j.claim.ID, "request_id", j.requestID, "err", err)
 		}
 	}
 	if err := s.Payouts.ReleaseLease(ctx, j.claim.ID, j.claim.Owner); err != nil {
-		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "reason", reason, "err", err)
+		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "request_id", j.requestID, "reason", reason, "err", err)
 	}
 }
 
@@ -79,29 +79,30 @@ func (s *Stage) release(j *job, reason string) {
 // group), parks it, or leaves it to the reconciler.
 func (s *Stage) handle(ctx context.Context, j *job) verdict {
 	d := j.claim.Disbursement
-	p := s.Bank.Profile(d.BankCode)
+	bank := s.Banks.For(d.Environment) // the payout's own environment, from its row
+	p := bank.Profile(d.BankCode)
 	if v, held := s.parkPaused(j); held {
 		return v
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
 	defer cancel()
-	if v, failed := s.checkHolder(wctx, j); failed {
+	if v, failed := s.checkHolder(wctx, j, bank); failed {
 		return v
 	}
-	res, v, err := s.outcome(wctx, j, p)
+	res, v, err := s.outcome(wctx, j, bank, p)
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
 			return abandoned
 		}
-		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", d.ID, "err", err)
+		s.Log.Warn("dispatch failed; parking the payout to retry", "disbursement_id", d.ID, "request_id", j.requestID, "err", err)
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
 	case v != nil:
 		return *v
 	}
 	o, err := ledgerOutcome(d, res)
 	if err != nil {
-		s.Log.Error("bank answer not understood; parking the payout", "disbursement_id", d.ID, "err", err)
+		s.Log.Error("bank answer not understood; parking the payout", "disbursement_id", d.ID, "request_id", j.requestID, "err", err)
 		return parkUntil(time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")
 	}
 	s.settler.add(j, o)
@@ -116,14 +117,17 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 // is marked not sent. failed is false when the payout may go on to its
 // bank (no name given, a name that matches, or the bank could not be asked:
 // the transfer itself will then tell).
-func (s *Stage) checkHolder(ctx context.Context, j *job) (verdict, bool) {
+func (s *Stage) checkHolder(ctx context.Context, j *job, bank *connectors.Guard) (verdict, bool) {
 	d := j.claim.Disbursement
 	if d.AccountHolderName == "" || d.BatchID == nil || j.claim.CallID == 0 || j.called {
 		return verdict{}, false
 	}
-	inq, err := s.Bank.Inquire(ctx, d.BankCode, d.AccountNumber)
+	if !bank.Configured() {
+		return verdict{}, false // the transfer parks it: no gateway to ask
+	}
+	inq, err := bank.Inquire(ctx, d.BankCode, d.AccountNumber)
 	if err != nil {
-		s.Log.Warn("holder-name check: the bank could not be asked; sending without it", "disbursement_id", d.ID, "bank", d.BankCode, "err", err)
+		s.Log.Warn("holder-name check: the bank could not be asked; sending without it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "err", err)
 		return verdict{}, false
 	}
 	code := ""
@@ -202,7 +206,7 @@ func (s *Stage) settle(ctx context.Context, d payout.Disbursement, res connector
 // an answer it may return a verdict: park (the bank would not take it now)
 // or finished (still unknown after UnknownWindow: the reconciler takes
 // over), or abandoned when ctx ended.
-func (s *Stage) outcome(ctx context.Context, j *job, p connectors.Profile) (connectors.Result, *verdict, error) {
+func (s *Stage) outcome(ctx context.Context, j *job, bank *connectors.Guard, p connectors.Profile) (connectors.Result, *verdict, error) {
 	d, parked := j.claim.Disbursement, j.ev.Attempt
 	maybeSent := j.claim.CallID == 0
 	backoff := retry.Backoff{Base: p.RetryBase, Max: p.RetryMax}
@@ -222,17 +226,17 @@ func (s *Stage) outcome(ctx context.Context, j *job, p connectors.Profile) (conn
 		}
 		wait := backoff.Delay(min(attempt, 6))
 		if !maybeSent {
-			if v := unavailable(s.Bank.Admit(d.BankCode)); v != nil {
+			if v := unavailable(bank.Admit(d.BankCode)); v != nil {
 				return connectors.Result{}, v, nil
 			}
-			res, err := s.send(ctx, j)
+			res, err := s.send(ctx, j, bank)
 			switch {
 			case err == nil && res.Status != connectors.StatusProcessing:
 				return res, nil, nil
 			case errors.Is(err, payout.ErrLeaseLost):
 				// Our lease ran out and someone may have taken the payout
 				// over: touch the bank no more; come back after their lease.
-				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "bank", d.BankCode)
+				s.Log.Warn("dispatch lease lost before a send; parking the payout", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode)
 				v := parkUntil(time.Now().Add(s.LeaseTTL+time.Second), reasonLeased)
 				return connectors.Result{}, &v, nil
 			case errors.Is(err, connectors.ErrBankUnavailable):
@@ -243,7 +247,7 @@ func (s *Stage) outcome(ctx context.Context, j *job, p connectors.Profile) (conn
 				}
 				notSent++
 				if notSent >= p.SendAttempts {
-					s.Log.Warn("bank did not take the payout; parking it", "disbursement_id", d.ID, "bank", d.BankCode, "attempts", notSent, "err", err)
+					s.Log.Warn("bank did not take the payout; parking it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "attempts", notSent, "err", err)
 					v := parkUntil(time.Now().Add(s.parkDelay(parked)), reasonNotSent)
 					return connectors.Result{}, &v, nil
 				}
@@ -257,25 +261,25 @@ func (s *Stage) outcome(ctx context.Context, j *job, p connectors.Profile) (conn
 			if deadline.IsZero() {
 				deadline = time.Now().Add(s.UnknownWindow)
 			}
-			res, err := s.Bank.Status(ctx, d.BankCode, d.ID)
+			res, err := bank.Status(ctx, d.BankCode, d.ID)
 			switch {
 			case err == nil && res.Status != connectors.StatusProcessing:
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
+				bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
 				return res, nil, nil
 			case errors.Is(err, connectors.ErrUnknownReference):
 				// The bank never received it: sending is safe.
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
-				s.Log.Warn("bank has no record of the transfer; sending it", "disbursement_id", d.ID, "bank", d.BankCode)
+				bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
+				s.Log.Warn("bank has no record of the transfer; sending it", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode)
 				if err := s.Payouts.MarkNotReceived(ctx, d.ID); err != nil {
 					return connectors.Result{}, nil, err
 				}
 				maybeSent = false
 				continue
 			case err != nil:
-				bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
+				bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
 			}
 			if time.Now().After(deadline) {
-				s.Log.Warn("payout outcome still unknown; leaving it to the reconciler", "disbursement_id", d.ID,
+				s.Log.Warn("payout outcome still unknown; leaving it to the reconciler", "disbursement_id", d.ID, "request_id", j.requestID,
 					"merchant_id", d.MerchantID, "bank", d.BankCode, "window", s.UnknownWindow)
 				return connectors.Result{}, &finished, nil
 			}
@@ -304,7 +308,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // first under the call recorded with the claim, any later one (after the
 // bank certainly did not take the last) under a new record, fenced by the
 // lease in Postgres.
-func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
+func (s *Stage) send(ctx context.Context, j *job, bank *connectors.Guard) (connectors.Result, error) {
 	d := j.claim.Disbursement
 	callID := j.claim.CallID
 	if j.called || callID == 0 {
@@ -323,7 +327,7 @@ func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
 		return connectors.Result{}, payout.ErrLeaseLost
 	}
 	j.called = true
-	res, err := s.Bank.Transfer(ctx, connectors.TransferRequest{
+	res, err := bank.Transfer(ctx, connectors.TransferRequest{
 		Reference:         d.ID,
 		BankCode:          d.BankCode,
 		AccountNumber:     d.AccountNumber,
@@ -339,7 +343,7 @@ func (s *Stage) send(ctx context.Context, j *job) (connectors.Result, error) {
 		outcome = payout.OutcomeUnknown
 		s.Log.Warn("transfer outcome unknown; will ask the bank", "disbursement_id", d.ID, "request_id", j.requestID, "bank", d.BankCode, "err", err)
 	}
-	bankCalls.WithLabelValues(d.BankCode, payout.CallTransfer, outcome).Inc()
+	bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallTransfer, outcome).Inc()
 	if outcome != payout.OutcomeAnswered { // an answered call ends with the settle group
 		if ferr := s.Payouts.FinishCall(context.WithoutCancel(ctx), callID, outcome); ferr != nil && err == nil {
 			err = ferr

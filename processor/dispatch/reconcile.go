@@ -131,10 +131,10 @@ func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	if err != nil || d.Status != payout.Processing {
 		return
 	}
-	res, err := s.Bank.Status(ctx, d.BankCode, d.ID)
+	res, err := s.Banks.For(d.Environment).Status(ctx, d.BankCode, d.ID)
 	switch {
 	case errors.Is(err, connectors.ErrUnknownReference):
-		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
+		bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
 		if err := s.Payouts.MarkNotReceived(ctx, d.ID); err != nil {
 			s.Log.Warn("reconcile: mark not received", "disbursement_id", d.ID, "err", err)
 			return
@@ -147,10 +147,12 @@ func (s *Stage) resolve(ctx context.Context, id, bank string) {
 		}
 		reconciled.WithLabelValues("redriven").Inc()
 		s.Log.Info("reconcile: the bank never received the transfer; re-driven", "disbursement_id", d.ID, "bank", d.BankCode)
+	case errors.Is(err, connectors.ErrBankUnavailable):
+		// No call made (no gateway, breaker open, ...): nothing learned.
 	case err != nil, res.Status == connectors.StatusProcessing:
-		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
+		bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeUnknown).Inc()
 	default:
-		bankCalls.WithLabelValues(d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
+		bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
 		if _, err := s.settle(ctx, d, res); err != nil {
 			s.Log.Warn("reconcile: settle", "disbursement_id", d.ID, "err", err)
 			return
@@ -159,8 +161,8 @@ func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	}
 }
 
-// healthLoop writes this instance's view of every bank's breaker to
-// bank_health, for GET /v1/banks.
+// healthLoop writes this instance's view of every bank's breaker in each
+// environment that has a gateway to bank_health, for GET /v1/banks.
 func (s *Stage) healthLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -175,18 +177,21 @@ func (s *Stage) healthLoop(ctx context.Context) {
 }
 
 func (s *Stage) writeHealth(ctx context.Context) {
-	for _, b := range connectors.All() {
-		if b.IsEWallet() {
-			continue
-		}
-		st := s.Bank.State(b.Code)
-		if _, err := s.Ledger.DB().Exec(ctx, `INSERT INTO bank_health (bank, instance, breaker, updated_at)
-			VALUES ($1, $2, $3, now()) ON CONFLICT (bank, instance) DO UPDATE SET breaker = excluded.breaker, updated_at = now()`,
-			b.Code, s.instance, st.Breaker); err != nil {
-			if ctx.Err() == nil {
-				s.Log.Warn("write bank health", "err", err)
+	for _, env := range s.Banks.Environments() {
+		g := s.Banks.For(env)
+		for _, b := range connectors.All() {
+			if b.IsEWallet() {
+				continue
 			}
-			return
+			st := g.State(b.Code)
+			if _, err := s.Ledger.DB().Exec(ctx, `INSERT INTO bank_health (environment, bank, instance, breaker, updated_at)
+				VALUES ($1, $2, $3, $4, now()) ON CONFLICT (environment, bank, instance) DO UPDATE SET breaker = excluded.breaker, updated_at = now()`,
+				env, b.Code, s.instance, st.Breaker); err != nil {
+				if ctx.Err() == nil {
+					s.Log.Warn("write bank health", "err", err)
+				}
+				return
+			}
 		}
 	}
 }

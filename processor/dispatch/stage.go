@@ -53,20 +53,20 @@ import (
 var (
 	bankCalls = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_dispatch_bank_calls_total",
-		Help: "Calls to banks by bank, kind (transfer, status) and outcome.",
-	}, []string{"bank", "kind", "outcome"})
+		Help: "Calls to banks by environment, bank, kind (transfer, status) and outcome.",
+	}, []string{"environment", "bank", "kind", "outcome"})
 	parkedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_dispatch_parked_total",
-		Help: "Payouts parked on the dispatch-retry topic, by called bank and reason.",
-	}, []string{"bank", "reason"})
+		Help: "Payouts parked on the dispatch-retry topic, by environment, called bank and reason (no_gateway: the environment has no bank gateway configured).",
+	}, []string{"environment", "bank", "reason"})
 	waitingGauge = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "disburse_dispatch_parked_waiting",
 		Help: "Parked payouts read back from the retry topic and waiting in memory for their not-before time.",
 	})
 	laneQueue = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "disburse_dispatch_lane_queued",
-		Help: "Payouts queued in a bank's lane, waiting for a free worker.",
-	}, []string{"bank"})
+		Help: "Payouts queued in a bank's lane, waiting for a free worker, by environment and bank.",
+	}, []string{"environment", "bank"})
 )
 
 // Park reasons (events.Dispatch.Reason).
@@ -80,9 +80,10 @@ const (
 type Stage struct {
 	Payouts *payout.Store
 	Ledger  *ledger.Store
-	// Bank is the connector with each bank's profile, breaker, bulkhead and
-	// windows applied.
-	Bank   *connectors.Guard
+	// Banks is each environment's bank connector with each bank's profile,
+	// breaker, bulkhead and windows applied: a payout goes only to its own
+	// environment's gateway, and an environment without one sends nothing.
+	Banks  *connectors.Banks
 	Kafka  *kgo.Client
 	Topics events.Topics
 	Log    *slog.Logger
@@ -139,7 +140,7 @@ type Stage struct {
 	instance  string
 	tracker   *tracker
 	lanesMu   sync.Mutex
-	lanes     map[string]*lane
+	lanes     map[laneKey]*lane
 	waiting   *waitQueue
 	jobs      sync.WaitGroup // lane workers and parks in progress
 	stopping  chan struct{}
@@ -237,7 +238,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	s.defaults()
 	work := context.WithoutCancel(ctx)
 	s.tracker = newTracker(work)
-	s.lanes = map[string]*lane{}
+	s.lanes = map[laneKey]*lane{}
 	s.stopping = make(chan struct{})
 	s.waiting = newWaitQueue()
 	s.settler = newSettler(s)

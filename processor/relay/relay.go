@@ -64,8 +64,12 @@ type Stage struct {
 
 	// Limit bounds the changes read and published per round (default 5000).
 	Limit int
-	// Idle is the wait after a round that found nothing (default 20ms).
-	Idle time.Duration
+	// Idle is the wait after a round that found less than Limit (default
+	// 20ms); after rounds that found nothing it doubles up to MaxIdle
+	// (default 160ms), the most a change waits to be published when the
+	// outbox was quiet.
+	Idle    time.Duration
+	MaxIdle time.Duration
 	// StandbyPoll is how often a standby tries to take over (default 1s).
 	StandbyPoll time.Duration
 }
@@ -76,6 +80,9 @@ func (s *Stage) defaults() {
 	}
 	if s.Idle <= 0 {
 		s.Idle = 20 * time.Millisecond
+	}
+	if s.MaxIdle < s.Idle {
+		s.MaxIdle = max(s.Idle, 160*time.Millisecond)
 	}
 	if s.StandbyPoll <= 0 {
 		s.StandbyPoll = time.Second
@@ -119,14 +126,24 @@ func (s *Stage) relay(ctx context.Context, ob *payout.Outbox) error {
 	if err != nil {
 		return err
 	}
+	// Each round is a Postgres transaction even when it finds nothing, and
+	// between a bulk batch's settle groups most rounds do: after an empty
+	// round the wait doubles, up to MaxIdle, and a round that finds
+	// changes brings it back to Idle.
+	wait := s.Idle
 	for {
 		n, next, err := s.round(ctx, ob, at)
 		if err != nil {
 			return err
 		}
 		at = next
+		if n == 0 {
+			wait = min(wait*2, s.MaxIdle)
+		} else {
+			wait = s.Idle
+		}
 		if n < s.Limit {
-			if err := sleep(ctx, s.Idle); err != nil {
+			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
 		}
@@ -143,7 +160,11 @@ func (s *Stage) round(ctx context.Context, ob *payout.Outbox, at payout.Position
 	records := make([]*kgo.Record, 0, len(changes))
 	ended := make([]payout.Disbursement, 0)
 	for _, c := range changes {
-		records = append(records, processor.StatusEvent(s.Topics.Status, c.Disbursement))
+		rec := processor.StatusEvent(s.Topics.Status, c.Disbursement)
+		if c.RequestID != "" {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: processor.RequestIDHeader, Value: []byte(c.RequestID)})
+		}
+		records = append(records, rec)
 		if c.BatchID != nil && c.Status.Terminal() {
 			ended = append(ended, c.Disbursement)
 		}

@@ -67,6 +67,10 @@ func TestEveryTransitionPublishedInOrder(t *testing.T) {
 	for _, m := range []string{"m1", "m2"} {
 		ids = append(ids, fixture.Pending(t, pool, m, "r", n, 10_000)...)
 	}
+	// The API's request id of each payout travels on its status records.
+	if _, err := pool.Exec(ctx, `UPDATE disbursements SET request_id = 'req_' || id`); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < len(ids); i += 100 {
 		if _, _, err := led.ApplyDebits(ctx, ids[i:i+100]); err != nil {
 			t.Fatal(err)
@@ -132,6 +136,9 @@ func TestEveryTransitionPublishedInOrder(t *testing.T) {
 			var ev events.Status
 			if err := json.Unmarshal(r.Value, &ev); err != nil {
 				t.Fatal(err)
+			}
+			if rid := processor.RequestIDOf(r); rid != "req_"+ev.DisbursementID {
+				t.Errorf("%s v%d: request_id header %q, want %q", ev.DisbursementID, ev.Version, rid, "req_"+ev.DisbursementID)
 			}
 			k := fmt.Sprintf("%s/%d", ev.DisbursementID, ev.Version)
 			if seen[k] {

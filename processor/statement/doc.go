@@ -5,9 +5,10 @@
 //
 // Two things live here:
 //
-//   - Follower reads each bank's statement continuously from a cursor
-//     stored in Postgres (table statement_cursors) and applies what it
-//     finds: a RETURNED entry moves the payout COMPLETED -> REVERSED with
+//   - Follower reads each bank's statement at one environment's gateway
+//     continuously from a cursor stored in Postgres (table
+//     statement_cursors, keyed by bank and environment) and applies what it
+//     finds to that environment's payouts only: a RETURNED entry moves the payout COMPLETED -> REVERSED with
 //     the money back (ledger.Store.Return); a PAID, REJECTED or RETURNED
 //     entry for a payout still PROCESSING here (its outcome unknown, its
 //     worker gone) settles it from the statement first (ledger.Store.Settle).
@@ -17,8 +18,8 @@
 //     exactly once, however many payouts complete meanwhile, because the
 //     statement is read in full, in order, not sampled by recency.
 //     The cursor is stored only after the entries before it are applied.
-//     One follower per bank at a time holds the bank's lease row; the
-//     others stand by and take over when it lapses.
+//     One follower per bank and environment at a time holds the lease row;
+//     the others stand by and take over when it lapses.
 //
 //   - Reconcile compares one bank's statement for a day (Asia/Jakarta)
 //     with the ledger's settlements and returns and lists every
@@ -26,7 +27,8 @@
 //     but unknown to the bank, amount differences, returns not applied,
 //     reversals the bank never booked. `disburse reconcile` runs it once;
 //     Schedule runs it in the dispatch worker every 15 minutes for today
-//     and yesterday and exports disburse_reconcile_differences{bank}.
+//     and yesterday and exports disburse_reconcile_differences{environment,bank}.
+//     Both work on one environment: its gateway, its payouts.
 //
 // Neither publishes status events: the change and its payout_events row
 // are written by the ledger in one transaction, and the events relay

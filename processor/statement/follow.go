@@ -23,12 +23,12 @@ import (
 var (
 	entriesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_statement_entries_total",
-		Help: "Bank statement entries the follower read, by bank, kind (PAID, REJECTED, RETURNED) and result (applied: the ledger changed; matched: it already agreed; unknown_payout; conflict: the ledger disagrees and reconciliation lists it).",
-	}, []string{"bank", "kind", "result"})
+		Help: "Bank statement entries the follower read, by environment, bank, kind (PAID, REJECTED, RETURNED) and result (applied: the ledger changed; matched: it already agreed; unknown_payout; wrong_environment: a payout of the other environment, never applied; conflict: the ledger disagrees and reconciliation lists it).",
+	}, []string{"environment", "bank", "kind", "result"})
 	followErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "disburse_statement_errors_total",
-		Help: "Failed statement reads or applications, by bank and reason (bad_cursor needs an operator).",
-	}, []string{"bank", "reason"})
+		Help: "Failed statement reads or applications, by environment, bank and reason (bad_cursor needs an operator).",
+	}, []string{"environment", "bank", "reason"})
 )
 
 // Reader reads a bank's statement: *connectors.Guard.
@@ -36,14 +36,21 @@ type Reader interface {
 	Statement(ctx context.Context, bankCode string, q connectors.StatementQuery) (connectors.StatementPage, error)
 }
 
-// Follower applies the banks' statements to the ledger. Run it in every
-// dispatch worker: one per bank follows at a time.
+// Follower applies one environment's banks' statements to the ledger. Run
+// one per environment that has a gateway in every dispatch worker: one per
+// bank and environment follows at a time.
 type Follower struct {
+	// Bank reads the statements of Environment's gateway.
 	Bank    Reader
 	Cursors *Cursors
 	Payouts *payout.Store
 	Ledger  *ledger.Store
 	Log     *slog.Logger
+
+	// Environment is whose gateway Bank is (default sandbox): its own
+	// cursors, and only its payouts are settled from the statement; an
+	// entry for a payout of the other environment is never applied.
+	Environment string
 
 	// Banks are the banks whose statements are followed (default: every
 	// bank of connectors.All, e-wallets excluded: they book at their host).
@@ -73,6 +80,9 @@ type Follower struct {
 }
 
 func (f *Follower) defaults() {
+	if f.Environment == "" {
+		f.Environment = payout.Sandbox
+	}
 	if len(f.Banks) == 0 {
 		for _, b := range connectors.All() {
 			if b.Kind == connectors.KindBank {
@@ -122,13 +132,13 @@ func (f *Follower) Run(ctx context.Context) error {
 // follow is one bank's loop: stand by until the lease is ours, then read
 // and apply page after page, renewing the lease with every cursor stored.
 func (f *Follower) follow(ctx context.Context, bank, owner string) {
-	log := f.Log.With("bank", bank)
+	log := f.Log.With("environment", f.Environment, "bank", bank)
 	backoff := retry.Backoff{Base: f.Every, Max: 30 * time.Second}
 	failures := 0
 	held := false
 	defer func() {
 		if held {
-			_ = f.Cursors.Release(context.WithoutCancel(ctx), bank, owner)
+			_ = f.Cursors.Release(context.WithoutCancel(ctx), f.Environment, bank, owner)
 		}
 	}()
 	for ctx.Err() == nil {
@@ -145,11 +155,11 @@ func (f *Follower) follow(ctx context.Context, bank, owner string) {
 			reason := "read"
 			if errors.Is(err, connectors.ErrBadCursor) {
 				reason = "bad_cursor"
-				log.Error("the bank does not know the stored statement cursor; reset it (DELETE FROM statement_cursors WHERE bank = ...) to read the statement from its start", "err", err)
+				log.Error("the bank does not know the stored statement cursor; reset it (DELETE FROM statement_cursors WHERE bank = ... AND environment = ...) to read the statement from its start", "err", err)
 			} else {
 				log.Warn("statement follower", "err", err)
 			}
-			followErrors.WithLabelValues(bank, reason).Inc()
+			followErrors.WithLabelValues(f.Environment, bank, reason).Inc()
 		case err == nil:
 			failures = 0
 			if more {
@@ -173,14 +183,14 @@ func (f *Follower) follow(ctx context.Context, bank, owner string) {
 // applied. more says there is more to read now.
 func (f *Follower) Step(ctx context.Context, bank, owner string) (more, held bool, err error) {
 	f.defaults()
-	cursor, held, err := f.Cursors.Acquire(ctx, bank, owner, f.Lease)
+	cursor, held, err := f.Cursors.Acquire(ctx, f.Environment, bank, owner, f.Lease)
 	if err != nil || !held {
 		return false, held, err
 	}
 	page, err := f.Bank.Statement(ctx, bank, connectors.StatementQuery{After: cursor, Limit: f.PageSize})
 	if errors.Is(err, connectors.ErrBadCursor) && f.RestartOnBadCursor && cursor != "" {
-		f.Log.Warn("the bank does not know the stored statement cursor; reading its statement from the start", "bank", bank, "cursor", cursor, "err", err)
-		if err := f.Cursors.Advance(ctx, bank, owner, cursor, "", f.Lease); err != nil {
+		f.Log.Warn("the bank does not know the stored statement cursor; reading its statement from the start", "environment", f.Environment, "bank", bank, "cursor", cursor, "err", err)
+		if err := f.Cursors.Advance(ctx, f.Environment, bank, owner, cursor, "", f.Lease); err != nil {
 			return false, !errors.Is(err, ErrLeaseLost), err
 		}
 		return true, true, nil
@@ -197,7 +207,7 @@ func (f *Follower) Step(ctx context.Context, bank, owner string) (more, held boo
 		next = page.Entries[applied-1].Cursor
 	}
 	if next != cursor {
-		if aerr := f.Cursors.Advance(ctx, bank, owner, cursor, next, f.Lease); aerr != nil {
+		if aerr := f.Cursors.Advance(ctx, f.Environment, bank, owner, cursor, next, f.Lease); aerr != nil {
 			return false, !errors.Is(aerr, ErrLeaseLost), errors.Join(err, aerr)
 		}
 	}
@@ -226,7 +236,14 @@ func (f *Follower) apply(ctx context.Context, bank string, entries []connectors.
 		switch {
 		case !ok:
 			result = "unknown_payout"
-			f.Log.Warn("statement entry for no payout of ours; reconciliation lists it", "bank", bank, "reference", e.Reference, "kind", e.Kind, "amount", e.Amount)
+			f.Log.Warn("statement entry for no payout of ours; reconciliation lists it", "environment", f.Environment, "bank", bank, "reference", e.Reference, "kind", e.Kind, "amount", e.Amount)
+		case d.Environment != f.Environment:
+			// Never settle a payout from another environment's banks: a
+			// gateway misconfigured to serve both would otherwise move
+			// production money on the simulator's word.
+			result = "wrong_environment"
+			f.Log.Error("statement entry for a payout of another environment; not applied (is a gateway shared by both environments?)",
+				"environment", f.Environment, "bank", bank, "reference", e.Reference, "kind", e.Kind, "payout_environment", d.Environment)
 		case d.Status == payout.Processing && now.Sub(e.BookedAt) < f.SettleAfter:
 			return i, true, nil // its worker may settle it yet; come back
 		default:
@@ -236,14 +253,14 @@ func (f *Follower) apply(ctx context.Context, bank string, entries []connectors.
 			}
 			payouts[d.ID] = d
 		}
-		entriesTotal.WithLabelValues(bank, string(e.Kind), result).Inc()
+		entriesTotal.WithLabelValues(f.Environment, bank, string(e.Kind), result).Inc()
 	}
 	return len(entries), false, nil
 }
 
 // applyOne makes the ledger agree with one entry about payout d.
 func (f *Follower) applyOne(ctx context.Context, bank string, d payout.Disbursement, e connectors.StatementEntry) (payout.Disbursement, string, error) {
-	log := f.Log.With("disbursement_id", d.ID, "merchant_id", d.MerchantID, "bank", bank, "kind", e.Kind)
+	log := f.Log.With("disbursement_id", d.ID, "merchant_id", d.MerchantID, "environment", d.Environment, "bank", bank, "kind", e.Kind)
 	result := "matched"
 	var changed bool
 	var err error

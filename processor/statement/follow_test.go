@@ -178,7 +178,7 @@ func TestFollowerRace(t *testing.T) {
 	if bal.Available != want {
 		t.Errorf("available %d, want %d", bal.Available, want)
 	}
-	cur, err := NewCursors(e.pool).Cursor(ctx, "bca")
+	cur, err := NewCursors(e.pool).Cursor(ctx, payout.Sandbox, "bca")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestFollowerRestartMidStatement(t *testing.T) {
 	if n, waiting, err := first.apply(ctx, "bca", page.Entries); err != nil || waiting || n != 20 {
 		t.Fatalf("apply: %d, waiting %v, %v", n, waiting, err)
 	}
-	if cur, _ := NewCursors(e.pool).Cursor(ctx, "bca"); cur != "" {
+	if cur, _ := NewCursors(e.pool).Cursor(ctx, payout.Sandbox, "bca"); cur != "" {
 		t.Fatalf("cursor %q stored", cur)
 	}
 	before := e.count(t, `SELECT count(*) FROM journal_entries`)
@@ -256,7 +256,7 @@ func TestFollowerSettlesUnknownOutcomes(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM disbursements WHERE status = 'PROCESSING'`); n != 3 {
 		t.Fatalf("settled before SettleAfter: %d PROCESSING left", n)
 	}
-	if cur, _ := NewCursors(e.pool).Cursor(ctx, "bca"); cur != "" {
+	if cur, _ := NewCursors(e.pool).Cursor(ctx, payout.Sandbox, "bca"); cur != "" {
 		t.Fatalf("the cursor moved past an entry it waits for: %q", cur)
 	}
 	f.SettleAfter = time.Millisecond
@@ -291,14 +291,14 @@ func TestFollowerSettlesUnknownOutcomes(t *testing.T) {
 func TestFollowerBadCursor(t *testing.T) {
 	e := newEnv(t)
 	f := e.follower("f")
-	if _, err := e.pool.Exec(ctx, `INSERT INTO statement_cursors (bank, cursor) VALUES ('bca', 'gone-42')`); err != nil {
+	if _, err := e.pool.Exec(ctx, `INSERT INTO statement_cursors (bank, environment, cursor) VALUES ('bca', 'sandbox', 'gone-42')`); err != nil {
 		t.Fatal(err)
 	}
 	_, held, err := f.Step(ctx, "bca", "f")
 	if !held || !errors.Is(err, connectors.ErrBadCursor) {
 		t.Fatalf("held %v, err %v; want ErrBadCursor", held, err)
 	}
-	if cur, _ := NewCursors(e.pool).Cursor(ctx, "bca"); cur != "gone-42" {
+	if cur, _ := NewCursors(e.pool).Cursor(ctx, payout.Sandbox, "bca"); cur != "gone-42" {
 		t.Errorf("cursor changed to %q", cur)
 	}
 

@@ -20,8 +20,8 @@ import (
 
 var differencesGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "disburse_reconcile_differences",
-	Help: "Differences between a bank's statement and the ledger found by the last scheduled reconciliation (today and yesterday, Asia/Jakarta). Alert when above 0.",
-}, []string{"bank"})
+	Help: "Differences between an environment's statement of a bank and the ledger found by the last scheduled reconciliation (today and yesterday, Asia/Jakarta). Alert when above 0.",
+}, []string{"environment", "bank"})
 
 // Kinds of difference.
 const (
@@ -50,8 +50,9 @@ type Difference struct {
 	Status       string    `json:"status"` // the payout's status here; "" when unknown here
 }
 
-// Report is the reconciliation of one bank's day.
+// Report is the reconciliation of one bank's day in one environment.
 type Report struct {
+	Environment string       `json:"environment"`
 	Bank        string       `json:"bank"`
 	Date        string       `json:"date"` // YYYY-MM-DD, Asia/Jakarta
 	Until       time.Time    `json:"until"`
@@ -65,8 +66,8 @@ func (r Report) OK() bool { return len(r.Differences) == 0 }
 
 // WriteTable writes the report as a readable table.
 func (r Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "bank %s, %s (Asia/Jakarta) until %s: %d statement entries, %d ledger movements, %d difference(s)\n",
-		r.Bank, r.Date, r.Until.In(connectors.Jakarta).Format("15:04:05"), r.BankEntries, r.Movements, len(r.Differences))
+	fmt.Fprintf(w, "%s bank %s, %s (Asia/Jakarta) until %s: %d statement entries, %d ledger movements, %d difference(s)\n",
+		r.Environment, r.Bank, r.Date, r.Until.In(connectors.Jakarta).Format("15:04:05"), r.BankEntries, r.Movements, len(r.Differences))
 	if r.OK() {
 		return nil
 	}
@@ -82,11 +83,16 @@ func (r Report) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-// Reconciler compares banks' statements with the ledger.
+// Reconciler compares one environment's banks' statements with the ledger.
 type Reconciler struct {
-	Bank    Reader
-	Payouts *payout.Store
-	Ledger  *ledger.Store
+	// Bank reads the statements of Environment's gateway.
+	Bank Reader
+	// Environment is whose gateway Bank is (default sandbox): only its
+	// payouts' settlements and returns are compared, and a statement entry
+	// for a payout of the other environment counts as unknown here.
+	Environment string
+	Payouts     *payout.Store
+	Ledger      *ledger.Store
 	// Grace leaves out what happened in the last Grace before now, on both
 	// sides: what the follower and the workers are still applying.
 	Grace time.Duration
@@ -119,9 +125,10 @@ func (rc *Reconciler) Reconcile(ctx context.Context, bank string, day time.Time)
 	if rc.Now != nil {
 		now = rc.Now()
 	}
+	env := rc.env()
 	until := now.Add(-rc.Grace)
 	dayEnd := day.AddDate(0, 0, 1)
-	rep := Report{Bank: bank, Date: day.Format(time.DateOnly), Until: earliest(until, dayEnd).UTC(), Differences: []Difference{}}
+	rep := Report{Environment: env, Bank: bank, Date: day.Format(time.DateOnly), Until: earliest(until, dayEnd).UTC(), Differences: []Difference{}}
 	inDay := func(t time.Time) bool { return !t.Before(day) && t.Before(dayEnd) && t.Before(until) }
 	from, to := day.Add(-margin), earliest(dayEnd.Add(margin), until)
 	if !from.Before(to) {
@@ -176,26 +183,33 @@ func (rc *Reconciler) Reconcile(ctx context.Context, bank string, day time.Time)
 			codes = append(codes, c.Code)
 		}
 	}
-	moves, err := rc.Ledger.Movements(ctx, codes, from, to)
+	all, err := rc.Ledger.Movements(ctx, codes, from, to)
 	if err != nil {
 		return rep, err
 	}
-	settled, returned := map[string]time.Time{}, map[string]time.Time{}
 	ids := slices.Clone(order)
-	for _, m := range moves {
-		if m.Kind == "settle" {
-			settled[m.DisbursementID] = m.At
-		} else {
-			returned[m.DisbursementID] = m.At
-		}
-		if inDay(m.At) {
-			rep.Movements++
-		}
+	for _, m := range all {
 		ids = append(ids, m.DisbursementID)
 	}
 	payouts, err := rc.Payouts.LoadMany(ctx, ids)
 	if err != nil {
 		return rep, err
+	}
+	// Only this environment's payouts went to this gateway.
+	for id, d := range payouts {
+		if d.Environment != env {
+			delete(payouts, id)
+		}
+	}
+	var moves []ledger.Movement
+	for _, m := range all {
+		if _, ok := payouts[m.DisbursementID]; !ok {
+			continue
+		}
+		moves = append(moves, m)
+		if inDay(m.At) {
+			rep.Movements++
+		}
 	}
 	add := func(kind, ref string, at time.Time, bankAmount int64) {
 		d, ok := payouts[ref]
@@ -246,9 +260,17 @@ func (rc *Reconciler) Reconcile(ctx context.Context, bank string, day time.Time)
 	return rep, nil
 }
 
+func (rc *Reconciler) env() string {
+	if rc.Environment == "" {
+		return payout.Sandbox
+	}
+	return rc.Environment
+}
+
 // Schedule runs Reconcile for today and yesterday (Asia/Jakarta) for every
 // bank at start and then every `every` (default 15m), and sets
-// disburse_reconcile_differences{bank}. It returns when ctx ends.
+// disburse_reconcile_differences{environment,bank}. It returns when ctx
+// ends.
 func (rc *Reconciler) Schedule(ctx context.Context, banks []string, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
 		every = 15 * time.Minute
@@ -291,17 +313,17 @@ func (rc *Reconciler) RunDays(ctx context.Context, banks []string, log *slog.Log
 			}
 			n += len(rep.Differences)
 			for _, diff := range rep.Differences {
-				log.Warn("reconciliation difference", "bank", bank, "date", rep.Date, "kind", diff.Kind,
+				log.Warn("reconciliation difference", "environment", rep.Environment, "bank", bank, "date", rep.Date, "kind", diff.Kind,
 					"disbursement_id", diff.Reference, "bank_amount", diff.BankAmount, "ledger_amount", diff.LedgerAmount, "status", diff.Status)
 			}
 		}
 		if failed != nil {
 			if ctx.Err() == nil {
-				log.Warn("scheduled reconciliation failed", "bank", bank, "err", failed)
+				log.Warn("scheduled reconciliation failed", "environment", rc.env(), "bank", bank, "err", failed)
 			}
 			continue
 		}
-		differencesGauge.WithLabelValues(bank).Set(float64(n))
+		differencesGauge.WithLabelValues(rc.env(), bank).Set(float64(n))
 	}
 }
 
