@@ -177,7 +177,7 @@ func (s *Server) setApprovalPolicy(w http.ResponseWriter, r *http.Request, p mer
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the policy has invalid fields", fields...))
 		return
 	}
-	if err := s.holds().SetPolicy(r.Context(), p.MerchantID, p.Environment, in); err != nil {
+	if err := s.holds().SetPolicy(r.Context(), p.MerchantID, p.Environment, p.KeyID, in, s.now()); err != nil {
 		s.internalError(w, r, err)
 		return
 	}

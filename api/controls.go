@@ -60,7 +60,7 @@ func (s *Server) setVelocity(w http.ResponseWriter, r *http.Request, p merchant.
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().SetLimits(r.Context(), p.MerchantID, p.Environment, in)
+	c, err := s.controlStore().SetLimits(r.Context(), p.MerchantID, p.Environment, p.KeyID, in, s.now())
 	if errors.Is(err, controls.ErrOverCeiling) {
 		cur, gerr := s.controlStore().Get(r.Context(), p.MerchantID, p.Environment)
 		if gerr != nil {
@@ -108,7 +108,7 @@ func (s *Server) pausePayouts(w http.ResponseWriter, r *http.Request, p merchant
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().Pause(r.Context(), p.MerchantID, p.Environment, controls.ByMerchant, reason, s.now())
+	c, err := s.controlStore().Pause(r.Context(), p.MerchantID, p.Environment, controls.ByMerchant, p.KeyID, reason, s.now())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -123,7 +123,7 @@ func (s *Server) resumePayouts(w http.ResponseWriter, r *http.Request, p merchan
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().Resume(r.Context(), p.MerchantID, p.Environment, controls.ByMerchant)
+	c, err := s.controlStore().Resume(r.Context(), p.MerchantID, p.Environment, controls.ByMerchant, p.KeyID, s.now())
 	if errors.Is(err, controls.ErrOperatorPause) {
 		writeError(w, newProblem(http.StatusConflict, CodePausedByOperator, "the operator paused this environment's payouts; only the operator resumes them"))
 		return
@@ -199,7 +199,7 @@ func (s *Server) setVelocityCeiling(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().SetCeiling(r.Context(), id, env, in)
+	c, err := s.controlStore().SetCeiling(r.Context(), id, env, in, s.now())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -219,7 +219,7 @@ func (s *Server) operatorPause(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().Pause(r.Context(), id, env, controls.ByOperator, reason, s.now())
+	c, err := s.controlStore().Pause(r.Context(), id, env, controls.ByOperator, merchant.ActorOperator, reason, s.now())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -239,7 +239,7 @@ func (s *Server) operatorResume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, prob)
 		return
 	}
-	c, err := s.controlStore().Resume(r.Context(), id, env, controls.ByOperator)
+	c, err := s.controlStore().Resume(r.Context(), id, env, controls.ByOperator, merchant.ActorOperator, s.now())
 	if err != nil {
 		s.internalError(w, r, err)
 		return

@@ -60,6 +60,12 @@ func TestControlsCeilingAndPauses(t *testing.T) {
 		t.Fatalf("the resume queued %d request records, want the 2 PENDING payouts", got)
 	}
 
+	// Every change is in the settings audit log, with who made it.
+	audit := e.operatorCall(t, "GET", "/operator/v1/merchants/m1/settings-audit", "")
+	if audit.status != 200 || !containsAll(audit.raw, `"setting":"velocity_limits"`, `"setting":"velocity_ceiling"`, `"setting":"payouts_paused"`, `"actor":"operator"`) {
+		t.Fatalf("settings audit: %d %.600s", audit.status, audit.raw)
+	}
+
 	// A key without the settings scope may not pull the switch.
 	reader, _ := e.issueKey(t, "reader", "payouts:read")
 	if a := e.call(t, reader, "POST", "/v1/controls/pause", ""); a.status != 403 || a.code() != "INSUFFICIENT_SCOPE" {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/disburse/disburse/merchant"
 )
 
 // VelocityLimitExceeded is the failure code of a payout over a velocity limit.
@@ -144,7 +146,9 @@ func (s *Store) Get(ctx context.Context, merchantID, environment string) (Contro
 
 // update changes an environment's row (made when missing) inside one
 // transaction holding its lock; change sees the current controls.
-func (s *Store) update(ctx context.Context, merchantID, environment string, change func(*Controls) error) (Controls, error) {
+// Each change is written to the settings audit log (setting, with the old
+// and new value) by actor in the same transaction.
+func (s *Store) update(ctx context.Context, merchantID, environment, actor, setting string, now time.Time, change func(*Controls) error) (Controls, error) {
 	var c Controls
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO payout_controls (merchant_id, environment) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
@@ -155,7 +159,11 @@ func (s *Store) update(ctx context.Context, merchantID, environment string, chan
 			WHERE merchant_id = $1 AND environment = $2 FOR UPDATE`, merchantID, environment), &c); err != nil {
 			return err
 		}
+		before := c
 		if err := change(&c); err != nil {
+			return err
+		}
+		if err := merchant.WriteAudit(ctx, tx, now, merchantID, environment, actor, setting, auditValue(setting, before), auditValue(setting, c)); err != nil {
 			return err
 		}
 		l, ce := c.Limits, c.Ceiling
@@ -182,8 +190,8 @@ func (s *Store) update(ctx context.Context, merchantID, environment string, chan
 
 // SetLimits sets the merchant's velocity limits; each must be within the
 // operator's ceiling (ErrOverCeiling, wrapped with the fields).
-func (s *Store) SetLimits(ctx context.Context, merchantID, environment string, l Limits) (Controls, error) {
-	return s.update(ctx, merchantID, environment, func(c *Controls) error {
+func (s *Store) SetLimits(ctx context.Context, merchantID, environment, actor string, l Limits, now time.Time) (Controls, error) {
+	return s.update(ctx, merchantID, environment, actor, "velocity_limits", now, func(c *Controls) error {
 		if over := l.Within(c.Ceiling); len(over) > 0 {
 			return fmt.Errorf("%w: %v", ErrOverCeiling, over)
 		}
@@ -194,8 +202,8 @@ func (s *Store) SetLimits(ctx context.Context, merchantID, environment string, l
 
 // SetCeiling sets the operator's ceiling. Merchant limits above it are
 // lowered to it, so the effective limits never exceed the ceiling.
-func (s *Store) SetCeiling(ctx context.Context, merchantID, environment string, ceiling Limits) (Controls, error) {
-	return s.update(ctx, merchantID, environment, func(c *Controls) error {
+func (s *Store) SetCeiling(ctx context.Context, merchantID, environment string, ceiling Limits, now time.Time) (Controls, error) {
+	return s.update(ctx, merchantID, environment, ByOperator, "velocity_ceiling", now, func(c *Controls) error {
 		c.Ceiling = ceiling
 		c.Limits = c.Limits.Effective(ceiling)
 		return nil
@@ -204,8 +212,8 @@ func (s *Store) SetCeiling(ctx context.Context, merchantID, environment string, 
 
 // Pause sets by's pause (ByMerchant or ByOperator) at now. From the moment
 // it commits, the ledger stage debits none of the environment's payouts.
-func (s *Store) Pause(ctx context.Context, merchantID, environment, by, reason string, now time.Time) (Controls, error) {
-	return s.update(ctx, merchantID, environment, func(c *Controls) error {
+func (s *Store) Pause(ctx context.Context, merchantID, environment, by, actor, reason string, now time.Time) (Controls, error) {
+	return s.update(ctx, merchantID, environment, actor, "payouts_paused", now, func(c *Controls) error {
 		if !c.Paused {
 			at := now.UTC()
 			c.PausedAt = &at
@@ -222,8 +230,8 @@ func (s *Store) Pause(ctx context.Context, merchantID, environment, by, reason s
 
 // Resume lifts by's pause; the merchant cannot lift the operator's
 // (ErrOperatorPause). Resuming what is not paused changes nothing.
-func (s *Store) Resume(ctx context.Context, merchantID, environment, by string) (Controls, error) {
-	return s.update(ctx, merchantID, environment, func(c *Controls) error {
+func (s *Store) Resume(ctx context.Context, merchantID, environment, by, actor string, now time.Time) (Controls, error) {
+	return s.update(ctx, merchantID, environment, actor, "payouts_paused", now, func(c *Controls) error {
 		if by == ByOperator {
 			c.OperatorPaused = false
 		} else {
@@ -237,6 +245,17 @@ func (s *Store) Resume(ctx context.Context, merchantID, environment, by string) 
 		}
 		return nil
 	})
+}
+
+// auditValue is what the audit log records of c for setting.
+func auditValue(setting string, c Controls) any {
+	switch setting {
+	case "velocity_limits":
+		return c.Limits
+	case "velocity_ceiling":
+		return c.Ceiling
+	}
+	return map[string]any{"merchant_paused": c.MerchantPaused, "operator_paused": c.OperatorPaused, "reason": c.PauseReason}
 }
 
 // querier is a pool or a transaction.

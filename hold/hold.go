@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/schemas/events"
 )
@@ -116,12 +117,25 @@ func (s *Store) Policy(ctx context.Context, merchantID, environment string) (Pol
 	return p, nil
 }
 
-// SetPolicy stores an environment's approval policy (checked by the caller).
-func (s *Store) SetPolicy(ctx context.Context, merchantID, environment string, p Policy) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO approval_policies (merchant_id, environment, payout_amount, batch_amount, batch_items, expires_after)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (merchant_id, environment) DO UPDATE SET payout_amount = $3, batch_amount = $4, batch_items = $5,
-			expires_after = $6, updated_at = now()`, merchantID, environment, p.PayoutAmount, p.BatchAmount, p.BatchItems, p.ExpiresAfter)
+// SetPolicy stores an environment's approval policy (checked by the
+// caller), set by actor, and writes the change to the settings audit log
+// in the same transaction.
+func (s *Store) SetPolicy(ctx context.Context, merchantID, environment, actor string, p Policy, now time.Time) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		old := Policy{ExpiresAfter: DefaultExpiresAfter}
+		err := tx.QueryRow(ctx, `SELECT payout_amount, batch_amount, batch_items, expires_after FROM approval_policies
+			WHERE merchant_id = $1 AND environment = $2 FOR UPDATE`, merchantID, environment).Scan(&old.PayoutAmount, &old.BatchAmount, &old.BatchItems, &old.ExpiresAfter)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO approval_policies (merchant_id, environment, payout_amount, batch_amount, batch_items, expires_after)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (merchant_id, environment) DO UPDATE SET payout_amount = $3, batch_amount = $4, batch_items = $5,
+				expires_after = $6, updated_at = now()`, merchantID, environment, p.PayoutAmount, p.BatchAmount, p.BatchItems, p.ExpiresAfter); err != nil {
+			return err
+		}
+		return merchant.WriteAudit(ctx, tx, now, merchantID, environment, actor, "approval_policy", old, p)
+	})
 	if err != nil {
 		return fmt.Errorf("set approval policy: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,4 +22,12 @@ func (s *Store) Settings(ctx context.Context, merchantID, environment string) (S
 		return Settings{}, fmt.Errorf("read settings: %w", err)
 	}
 	return st, nil
+}
+
+// WriteAudit records, inside the caller's transaction, a change of an
+// environment's setting by actor (a key id, a dashboard user, operator) in
+// the settings audit log: the payout controls of issue 14 (velocity
+// limits, pauses, the approval policy) are audited like the access settings.
+func WriteAudit(ctx context.Context, tx pgx.Tx, at time.Time, merchantID, environment, actor, setting string, oldValue, newValue any) error {
+	return writeAudit(ctx, tx, at, merchantID, environment, actor, setting, oldValue, newValue)
 }
