@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/schemas/events"
 )
 
 var gated = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -28,17 +29,77 @@ type Gate struct {
 // NewGate returns a gate on db.
 func NewGate(db *pgxpool.Pool, log *slog.Logger) *Gate { return &Gate{DB: db, Log: log} }
 
-// Admit returns the ids (in their order) the debit may take. Of the PENDING
-// payouts of environments with controls, it leaves out those of paused
-// environments (held: still PENDING, published again by the resume) and
-// fails those over a velocity limit, in topic order, with
-// VELOCITY_LIMIT_EXCEEDED (nothing was debited). Ids that are not PENDING
-// pass through: the debit leaves them alone. An environment without a
-// payout_controls row costs one read for the whole batch.
-func (g *Gate) Admit(ctx context.Context, ids []string) ([]string, error) {
+// Admit returns the ids of reqs (in their order) the debit may take. Of
+// the PENDING payouts of environments with controls in force, it leaves
+// out those of paused environments (held: still PENDING, published again
+// by the resume) and fails those over a velocity limit, in topic order,
+// with VELOCITY_LIMIT_EXCEEDED (nothing was debited). Ids that are not
+// PENDING pass through: the debit leaves them alone. A batch of
+// environments without controls costs one read of payout_controls by key
+// (the request records name their environment), not a read of its payouts.
+func (g *Gate) Admit(ctx context.Context, reqs []events.Request) ([]string, error) {
+	ids := make([]string, len(reqs))
+	envs := map[[2]string]bool{}
+	var ms, es []string
+	for i, r := range reqs {
+		ids[i] = r.DisbursementID
+		k := [2]string{r.MerchantID, r.Environment}
+		if !envs[k] {
+			envs[k] = true
+			ms, es = append(ms, r.MerchantID), append(es, r.Environment)
+		}
+	}
 	if len(ids) == 0 {
 		return ids, nil
 	}
+	rows, err := g.DB.Query(ctx, `SELECT merchant_id, environment FROM payout_controls
+		WHERE (merchant_id, environment) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+		  AND (merchant_paused OR operator_paused OR max_amount_per_hour > 0 OR max_count_per_hour > 0 OR max_amount_per_day > 0
+		       OR max_count_per_day > 0 OR ceiling_amount_per_hour > 0 OR ceiling_count_per_hour > 0
+		       OR ceiling_amount_per_day > 0 OR ceiling_count_per_day > 0)`, ms, es)
+	if err != nil {
+		return nil, fmt.Errorf("payout controls: %w", err)
+	}
+	controlled := map[[2]string]bool{}
+	for rows.Next() {
+		var m, e string
+		if err := rows.Scan(&m, &e); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		controlled[[2]string{m, e}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("payout controls: %w", err)
+	}
+	if len(controlled) == 0 {
+		return ids, nil
+	}
+	var sub []string
+	for _, r := range reqs {
+		if controlled[[2]string{r.MerchantID, r.Environment}] {
+			sub = append(sub, r.DisbursementID)
+		}
+	}
+	kept, err := g.admit(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	ok := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		ok[id] = true
+	}
+	out := ids[:0]
+	for _, r := range reqs {
+		if !controlled[[2]string{r.MerchantID, r.Environment}] || ok[r.DisbursementID] {
+			out = append(out, r.DisbursementID)
+		}
+	}
+	return out, nil
+}
+
+// admit decides the ids of controlled environments in one transaction.
+func (g *Gate) admit(ctx context.Context, ids []string) ([]string, error) {
 	type req struct {
 		merchant, env string
 		amount        int64
