@@ -60,6 +60,24 @@ func (s *Store) ReleaseLease(ctx context.Context, disbursementID, owner string) 
 	return err
 }
 
+// releaseLeases deletes owners[i]'s lease on ids[i], whoever else holds
+// a lease on the same payout keeping theirs.
+const releaseLeases = `DELETE FROM dispatch_leases l USING unnest($1::text[], $2::text[]) AS u(id, owner)
+	WHERE l.disbursement_id = u.id AND l.owner = u.owner`
+
+// ReleaseLeases ends owners[i]'s lease on ids[i], in one statement, and
+// returns how many there were; a lease that is not there is no error.
+func (s *Store) ReleaseLeases(ctx context.Context, ids, owners []string) (int64, error) {
+	if len(ids) != len(owners) {
+		return 0, fmt.Errorf("release leases: %d ids but %d owners", len(ids), len(owners))
+	}
+	tag, err := s.db.Exec(ctx, releaseLeases, ids, owners)
+	if err != nil {
+		return 0, fmt.Errorf("release leases: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // Unresolved is a payout whose transfer may have reached the bank but whose
 // outcome is still unknown.
 type Unresolved struct {
@@ -307,8 +325,7 @@ func EndClaims(ctx context.Context, tx pgx.Tx, claims []Claim) error {
 			return fmt.Errorf("finish bank calls: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM dispatch_leases l USING unnest($1::text[], $2::text[]) AS u(id, owner)
-		WHERE l.disbursement_id = u.id AND l.owner = u.owner`, ids, owners); err != nil {
+	if _, err := tx.Exec(ctx, releaseLeases, ids, owners); err != nil {
 		return fmt.Errorf("release leases: %w", err)
 	}
 	// Settled: nothing left for the reconciler to ask the bank about.

@@ -80,7 +80,14 @@ type processEnv struct {
 
 func newProcessEnv(t *testing.T, n int) processEnv {
 	t.Helper()
-	e := processEnv{pgURL: testenv.Postgres(t), brokers: testenv.Kafka(t), prefix: testenv.TopicPrefix(t), bin: buildBinary(t)}
+	return newProcessEnvOn(t, testenv.Postgres(t), n)
+}
+
+// newProcessEnvOn is newProcessEnv on the empty database at pgURL (a
+// private cluster's, for a test that restarts Postgres).
+func newProcessEnvOn(t *testing.T, pgURL string, n int) processEnv {
+	t.Helper()
+	e := processEnv{pgURL: pgURL, brokers: testenv.Kafka(t), prefix: testenv.TopicPrefix(t), bin: buildBinary(t)}
 	if out, err := exec.Command(e.bin, "migrate", "--postgres-url", e.pgURL).CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}

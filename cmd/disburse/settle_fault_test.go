@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/disburse/disburse/internal/fixture"
 )
 
@@ -39,46 +41,17 @@ func TestSettleGroupFaults(t *testing.T) {
 	victim := startProc(t, bin, "dispatch-victim", victimArgs...)
 
 	fixture.PublishRequests(t, admin, topics.Requests, "m1", ids)
-	terminal := func() int {
-		return fixture.Count(t, pool, `SELECT count(*) FROM disbursements WHERE status IN ('COMPLETED', 'FAILED')`)
-	}
-	bankTransfers := func() int {
-		resp, err := http.Get("http://" + bankAddr + "/admin/ledger")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var l struct {
-			Transfers int `json:"transfers"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-			t.Fatal(err)
-		}
-		return l.Transfers
-	}
-	// answered-but-unsettled payouts: the bank has them, Postgres does not
-	// have them terminal yet.
-	waitInFlight := func(what string) int {
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			if gap := bankTransfers() - terminal(); gap >= 20 {
-				return gap
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no settle group in flight before %s (%d transfers at the bank, %d terminal)", what, bankTransfers(), terminal())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	probe := settleProbe{t: t, pool: pool, bankAddr: bankAddr}
+	terminal := probe.terminal
 
-	gap := waitInFlight("cutting Postgres")
+	gap := probe.waitInFlight("cutting Postgres")
 	cut := fixture.Count(t, pool, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'settle-victim'`)
 	t.Logf("cut %d Postgres connections of the dispatch process with %d answered payouts unsettled", cut, gap)
 	if cut == 0 {
 		t.Fatal("the dispatch process had no Postgres connection to cut")
 	}
 
-	gap = waitInFlight("the SIGKILL")
+	gap = probe.waitInFlight("the SIGKILL")
 	if err := victim.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +75,49 @@ func TestSettleGroupFaults(t *testing.T) {
 		t.Errorf("%d leases still live after every payout ended", got)
 	}
 	fixture.Audit(t, pool)
+}
+
+// settleProbe watches a dispatch run from outside: the payouts terminal in
+// Postgres, and the transfers the sandbox bank at bankAddr has received.
+type settleProbe struct {
+	t        *testing.T
+	pool     *pgxpool.Pool
+	bankAddr string
+}
+
+func (p settleProbe) terminal() int {
+	return fixture.Count(p.t, p.pool, `SELECT count(*) FROM disbursements WHERE status IN ('COMPLETED', 'FAILED')`)
+}
+
+func (p settleProbe) bankTransfers() int {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.bankAddr + "/admin/ledger")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var l struct {
+		Transfers int `json:"transfers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		p.t.Fatal(err)
+	}
+	return l.Transfers
+}
+
+// waitInFlight waits until at least 20 payouts are answered but unsettled
+// (the bank has them, Postgres does not have them terminal yet): a settle
+// group in flight. It returns how many.
+func (p settleProbe) waitInFlight(what string) int {
+	p.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if gap := p.bankTransfers() - p.terminal(); gap >= 20 {
+			return gap
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no settle group in flight before %s (%d transfers at the bank, %d terminal)", what, p.bankTransfers(), p.terminal())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -5,6 +5,13 @@
 //	brokers := testenv.Kafka(t)       // a real Apache Kafka broker
 //	prefix := testenv.TopicPrefix(t)  // names for this test's topics and groups
 //
+// A test that must stop PostgreSQL itself takes a server of its own,
+// never the shared one: testenv.PrivatePostgres(t) initialises a cluster
+// from the local PostgreSQL binaries (as deploy/postgres.sh finds them) on
+// a free loopback port, with Stop(StopImmediate or StopFast) and Start;
+// without the binaries the test skips, or fails under
+// DISBURSE_REQUIRE_SERVICES=1.
+//
 // Where the services come from, in order:
 //
 //  1. The environment: DISBURSE_TEST_POSTGRES_URL (a server URL; each test

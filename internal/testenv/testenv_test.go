@@ -95,12 +95,19 @@ func TestKafkaRoundTripAndCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if topics.Has(topic) {
-		t.Errorf("topic %s still exists after its test ended", topic)
+	// Deletion is acknowledged before every broker's metadata drops the
+	// topic: give the metadata a few seconds to catch up.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		topics, err := kadm.NewClient(cl).ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !topics.Has(topic) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s still exists 10s after its test ended", topic)
+		}
 	}
 }
 

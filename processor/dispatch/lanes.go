@@ -196,6 +196,9 @@ func (s *Stage) route(jobs []*job) {
 	claimedAt := time.Now().UnixNano()
 	got, err := s.Payouts.ClaimSet(context.Background(), ids, owner, s.instance, s.LeaseTTL, s.Reconcile.After)
 	if err != nil {
+		if mayHaveCommitted(err) { // an unanswered commit: leases nothing holds
+			s.dropped.add(owner, ids...)
+		}
 		s.Log.Warn("claiming payouts failed; parking them to retry", "payouts", len(ids), "err", err)
 		for _, j := range claim {
 			s.park(j, time.Now().Add(s.parkDelay(j.ev.Attempt)), "error")

@@ -71,7 +71,9 @@ func (s *Stage) release(j *job, reason string) {
 		}
 	}
 	if err := s.Payouts.ReleaseLease(ctx, j.claim.ID, j.claim.Owner); err != nil {
-		s.Log.Warn("release lease", "disbursement_id", j.claim.ID, "request_id", j.requestID, "reason", reason, "err", err)
+		s.dropped.add(j.claim.Owner, j.claim.ID)
+		s.Log.Warn("releasing the lease failed; the heartbeat will delete it", "disbursement_id", j.claim.ID, "request_id", j.requestID,
+			"reason", reason, "err", err)
 	}
 }
 

@@ -123,10 +123,20 @@ func (s *Stage) ReconcileOnce(ctx context.Context) error {
 func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	owner := s.instance + "/reconcile/" + token()
 	ok, _, err := s.Payouts.ClaimLease(ctx, id, owner, s.instance, s.LeaseTTL)
-	if err != nil || !ok {
+	if err != nil {
+		if mayHaveCommitted(err) {
+			s.dropped.add(owner, id)
+		}
 		return
 	}
-	defer func() { _ = s.Payouts.ReleaseLease(context.WithoutCancel(ctx), id, owner) }()
+	if !ok {
+		return
+	}
+	defer func() {
+		if err := s.Payouts.ReleaseLease(context.WithoutCancel(ctx), id, owner); err != nil {
+			s.dropped.add(owner, id)
+		}
+	}()
 	d, err := s.Payouts.Load(ctx, id)
 	if err != nil || d.Status != payout.Processing {
 		return

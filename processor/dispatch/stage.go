@@ -137,6 +137,7 @@ type Stage struct {
 
 	settler   *settler
 	renewedAt atomic.Int64 // last successful heartbeat (unix ns)
+	dropped   droppedLeases
 	instance  string
 	tracker   *tracker
 	lanesMu   sync.Mutex
@@ -319,7 +320,8 @@ func (s *Stage) consume(ctx context.Context) error {
 
 // heartbeat renews this process's dispatch leases every LeaseTTL/3 while
 // the stage runs, so they outlive the work however long a bank takes, and
-// end within LeaseTTL of a crash.
+// end within LeaseTTL of a crash. It first deletes the leases the process
+// dropped (droppedLeases), so it never keeps one alive that nothing holds.
 func (s *Stage) heartbeat(ctx context.Context) {
 	t := time.NewTicker(s.LeaseTTL / 3)
 	defer t.Stop()
@@ -328,6 +330,7 @@ func (s *Stage) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.releaseDropped(ctx)
 			at := time.Now().UnixNano()
 			if _, err := s.Payouts.RenewLeases(ctx, s.instance, s.LeaseTTL); err != nil {
 				if ctx.Err() == nil {
