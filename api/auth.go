@@ -58,6 +58,12 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 				"calls from "+addrString(addr)+" are not in this environment's IP whitelist"))
 			return
 		}
+		// A restricted key's scope is checked before the rate limit, so
+		// calls it may not make cannot spend the merchant's budget.
+		if prob := scopeProblem(r, p); prob != nil {
+			writeError(w, prob)
+			return
+		}
 		limits := p.Limits.Or(s.defaultLimits())
 		rate := limits.ReadPerSecond
 		if budget == merchant.BudgetCreate {
@@ -84,6 +90,11 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
+		// A key's use is recorded only for calls that succeeded: a
+		// refused call changes nothing.
+		if rec, ok := w.(*statusRecorder); ok && rec.code < 400 {
+			s.touchKey(r.Context(), p)
+		}
 	}
 }
 

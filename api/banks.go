@@ -44,6 +44,22 @@ func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, p mercha
 		writeError(w, prob)
 		return
 	}
+	if fields := checkAccount(in); len(fields) > 0 {
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
+		return
+	}
+	inq, prob := s.inquire(r.Context(), p.Environment, in.BankCode, in.AccountNumber)
+	if prob != nil {
+		writeError(w, prob)
+		return
+	}
+	writeJSON(w, http.StatusOK, inquiryView{BankCode: in.BankCode, AccountNumber: in.AccountNumber,
+		AccountHolderName: inq.AccountHolderName, Status: inq.Status})
+}
+
+// checkAccount checks an account to ask about (one inquiry, or one item
+// of a bulk inquiry).
+func checkAccount(in inquiryRequest) []payout.FieldError {
 	var fields []payout.FieldError
 	bank, known := connectors.Lookup(in.BankCode)
 	switch {
@@ -60,17 +76,7 @@ func (s *Server) accountInquiry(w http.ResponseWriter, r *http.Request, p mercha
 			fields = append(fields, payout.FieldError{Field: "account_number", Code: "INVALID_FORMAT", Message: err.Error()})
 		}
 	}
-	if len(fields) > 0 {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", fields...))
-		return
-	}
-	inq, prob := s.inquire(r.Context(), p.Environment, in.BankCode, in.AccountNumber)
-	if prob != nil {
-		writeError(w, prob)
-		return
-	}
-	writeJSON(w, http.StatusOK, inquiryView{BankCode: in.BankCode, AccountNumber: in.AccountNumber,
-		AccountHolderName: inq.AccountHolderName, Status: inq.Status})
+	return fields
 }
 
 // bankFor is the environment's bank gateway: Banks[environment] when

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/disburse/disburse/batch"
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
 	"github.com/disburse/disburse/processor"
@@ -30,63 +31,8 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		writeError(w, prob)
 		return
 	}
-	mt := batch.MediaType(r.Header.Get("Content-Type"))
-	if mt == "" {
-		writeError(w, newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send a batch as application/json or text/csv"))
-		return
-	}
-	if r.ContentLength > maxBatchBody {
-		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
-		return
-	}
-	header := batch.Header{}
-	q := r.URL.Query()
-	if mt == "text/csv" {
-		header.ReferenceID, header.Mode = q.Get("reference_id"), q.Get("mode")
-	} else if q.Has("reference_id") || q.Has("mode") {
-		var fields []payout.FieldError
-		for _, name := range []string{"reference_id", "mode"} {
-			if q.Has(name) {
-				fields = append(fields, payout.FieldError{Field: name, Code: "CSV_ONLY", Message: "a JSON batch carries " + name + " in its body, not the query"})
-			}
-		}
-		writeError(w, newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id and mode in its body, not the query", fields...))
-		return
-	}
-	// The idempotency fingerprint covers the raw body and, for CSV, the query.
-	hash := sha256.New()
-	fmt.Fprintf(hash, "%s\x00%s\x00%s\x00", mt, header.ReferenceID, header.Mode)
-	body := io.TeeReader(http.MaxBytesReader(w, r.Body, maxBatchBody), hash)
-	parsed, err := batch.Read(body, mt, header)
-	var tooBig *http.MaxBytesError
-	var format *batch.FormatError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
-		return
-	case errors.Is(err, batch.ErrTooManyItems):
-		writeError(w, newProblem(http.StatusRequestEntityTooLarge, CodeTooManyItems, fmt.Sprintf("a batch holds at most %d items; split it", batch.MaxItems)))
-		return
-	case errors.As(err, &format) && mt == "application/json" && format.Field != "":
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, format.Error(),
-			payout.FieldError{Field: format.Field, Code: "UNKNOWN_FIELD", Message: "remove this field"}))
-		return
-	case errors.As(err, &format) && mt == "application/json":
-		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidJSON, format.Error()))
-		return
-	case errors.As(err, &format):
-		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidBatch, format.Error()))
-		return
-	case err != nil:
-		writeError(w, newProblem(http.StatusBadRequest, CodeInvalidBatch, "could not read the batch body"))
-		return
-	}
-	if fields := parsed.Header.Validate(); len(fields) > 0 {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has invalid fields", fields...))
-		return
-	}
-	if parsed.Rows == 0 {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has no items"))
+	parsed, hash, ok := readBatch(w, r)
+	if !ok {
 		return
 	}
 	if parsed.InvalidRows > 0 && (parsed.Header.Mode == batch.AllOrNothing || len(parsed.Items) == 0) {
@@ -97,8 +43,17 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		writeError(w, pr)
 		return
 	}
-	_, _ = io.Copy(io.Discard, body) // anything after the batch still counts in the fingerprint
-	accepted, replay, err := s.SubmitBatch(r.Context(), p, key, hash.Sum(nil), parsed)
+	if parsed.Header.QuoteID != "" {
+		if prob := s.checkQuote(r, p, parsed); prob != nil {
+			writeError(w, prob)
+			return
+		}
+	}
+	if _, prob := s.parseScheduledAt(parsed.Header.ScheduledAt); prob != nil {
+		writeError(w, prob)
+		return
+	}
+	accepted, replay, err := s.SubmitBatch(r.Context(), p, key, hash, parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
 		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different batch; use a new key for a new batch"))
 		return
@@ -118,8 +73,81 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		s.logFor(r.Context()).Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
 			"items", accepted.ItemCount, "rejected", accepted.RejectedCount, "duplicates", accepted.DuplicateCount)
 	}
+	h, err := s.holdOf(r.Context(), p, accepted.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	w.Header().Set("Location", "/v1/batches/"+accepted.ID)
-	writeJSON(w, http.StatusAccepted, accepted)
+	writeJSON(w, http.StatusAccepted, struct {
+		batch.Accepted
+		Hold *hold.Hold `json:"hold,omitempty"`
+	}{accepted, h})
+}
+
+// readBatch reads and validates a batch body (JSON or CSV) as POST
+// /v1/batches and POST /v1/batches/quote take it, and returns it with the
+// idempotency fingerprint of the raw body (and, for CSV, the query). On a
+// problem it has answered and ok is false. Invalid rows are not a problem
+// here: the caller decides what they mean.
+func readBatch(w http.ResponseWriter, r *http.Request) (parsed *batch.Parsed, fingerprint []byte, ok bool) {
+	fail := func(p *problem) (*batch.Parsed, []byte, bool) {
+		writeError(w, p)
+		return nil, nil, false
+	}
+	mt := batch.MediaType(r.Header.Get("Content-Type"))
+	if mt == "" {
+		return fail(newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send a batch as application/json or text/csv"))
+	}
+	if r.ContentLength > maxBatchBody {
+		return fail(newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
+	}
+	header := batch.Header{}
+	q := r.URL.Query()
+	if mt == "text/csv" {
+		header.ReferenceID, header.Mode, header.QuoteID, header.ScheduledAt = q.Get("reference_id"), q.Get("mode"), q.Get("quote_id"), q.Get("scheduled_at")
+	} else if q.Has("reference_id") || q.Has("mode") || q.Has("quote_id") || q.Has("scheduled_at") {
+		var fields []payout.FieldError
+		for _, name := range []string{"reference_id", "mode", "quote_id", "scheduled_at"} {
+			if q.Has(name) {
+				fields = append(fields, payout.FieldError{Field: name, Code: "CSV_ONLY", Message: "a JSON batch carries " + name + " in its body, not the query"})
+			}
+		}
+		return fail(newProblem(http.StatusBadRequest, CodeValidation, "a JSON batch carries reference_id, mode, quote_id and scheduled_at in its body, not the query", fields...))
+	}
+	// The idempotency fingerprint covers the raw body and, for CSV, the query.
+	hash := sha256.New()
+	fmt.Fprintf(hash, "%s\x00%s\x00%s\x00", mt, header.ReferenceID, header.Mode)
+	if header.QuoteID != "" || header.ScheduledAt != "" {
+		fmt.Fprintf(hash, "%s\x00%s\x00", header.QuoteID, header.ScheduledAt)
+	}
+	body := io.TeeReader(http.MaxBytesReader(w, r.Body, maxBatchBody), hash)
+	parsed, err := batch.Read(body, mt, header)
+	var tooBig *http.MaxBytesError
+	var format *batch.FormatError
+	switch {
+	case errors.As(err, &tooBig):
+		return fail(newProblem(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("a batch body must be at most %d bytes", maxBatchBody)))
+	case errors.Is(err, batch.ErrTooManyItems):
+		return fail(newProblem(http.StatusRequestEntityTooLarge, CodeTooManyItems, fmt.Sprintf("a batch holds at most %d items; split it", batch.MaxItems)))
+	case errors.As(err, &format) && mt == "application/json" && format.Field != "":
+		return fail(newProblem(http.StatusUnprocessableEntity, CodeValidation, format.Error(),
+			payout.FieldError{Field: format.Field, Code: "UNKNOWN_FIELD", Message: "remove this field"}))
+	case errors.As(err, &format) && mt == "application/json":
+		return fail(newProblem(http.StatusBadRequest, CodeInvalidJSON, format.Error()))
+	case errors.As(err, &format):
+		return fail(newProblem(http.StatusBadRequest, CodeInvalidBatch, format.Error()))
+	case err != nil:
+		return fail(newProblem(http.StatusBadRequest, CodeInvalidBatch, "could not read the batch body"))
+	}
+	if fields := parsed.Header.Validate(); len(fields) > 0 {
+		return fail(newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has invalid fields", fields...))
+	}
+	if parsed.Rows == 0 {
+		return fail(newProblem(http.StatusUnprocessableEntity, CodeValidation, "the batch has no items"))
+	}
+	_, _ = io.Copy(io.Discard, body) // anything after the batch still counts in the fingerprint
+	return parsed, hash.Sum(nil), true
 }
 
 // ErrNotQueued: SubmitBatch stored the batch but could not queue all of its
@@ -131,10 +159,24 @@ var ErrNotQueued = errors.New("api: the batch is stored but not all items could 
 // ledger stage: what POST /v1/batches does once the body is read, shared
 // with the dashboard's upload. replay reports a batch submitted before
 // with the same key and hash.
+//
+// A batch the environment's approval policy asks a checker for, or with a
+// scheduled_at, is stored held (issue 14; holds.go) and nothing is queued;
+// ErrInvalidSchedule refuses a scheduled_at that is not RFC 3339, in the
+// future and at most 30 days ahead.
 func (s *Server) SubmitBatch(ctx context.Context, p merchant.Principal, key string, hash []byte, parsed *batch.Parsed) (accepted batch.Accepted, replay bool, err error) {
-	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).Create(ctx, p.MerchantID, p.Environment, key, hash, parsed)
+	held, spec, err := s.batchHold(ctx, p, parsed)
+	if err != nil {
+		return accepted, false, err
+	}
+	accepted, pending, replay, err := batch.NewStore(s.Ledger.DB()).CreateHeld(ctx, p.MerchantID, p.Environment, key, hash, parsed, held)
 	if err != nil {
 		return accepted, replay, err
+	}
+	if spec != nil && spec.Approval && !replay {
+		if h, err := s.holds().Get(ctx, p.MerchantID, p.Environment, accepted.ID); err == nil {
+			s.announce(ctx, h, hold.TypeApprovalRequested)
+		}
 	}
 	if err := s.publishRequests(ctx, p, accepted.ID, pending); err != nil {
 		s.logFor(ctx).Error("publish batch items", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "err", err)
@@ -171,7 +213,15 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, p merchant.Pri
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	h, err := s.holdOf(r.Context(), p, b.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		batch.Batch
+		Hold *hold.Hold `json:"hold,omitempty"`
+	}{b, h})
 }
 
 func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
@@ -188,9 +238,10 @@ func (s *Server) listBatchItems(w http.ResponseWriter, r *http.Request, p mercha
 	q := r.URL.Query()
 	status := q.Get("status")
 	switch payout.Status(status) {
-	case "", payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
+	case "", payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled,
+		payout.AwaitingApproval, payout.Scheduled:
 	default:
-		writeError(w, badQuery("status", "INVALID_VALUE", "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED"))
+		writeError(w, badQuery("status", "INVALID_VALUE", "status must be one of PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED, AWAITING_APPROVAL, SCHEDULED"))
 		return
 	}
 	limit, prob := queryLimit(q, defaultPageSize, maxPageSize)

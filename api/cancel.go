@@ -29,6 +29,20 @@ func (s *Server) cancelDisbursement(w http.ResponseWriter, r *http.Request, p me
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such disbursement"))
 		return
 	}
+	// A held payout (nothing debited) is cancelled by its hold; any other
+	// by the ledger, which returns the debit. Each locks the payout, so an
+	// approval racing this cancel either came first (the payout is PENDING
+	// now, and the ledger cancels it) or finds it cancelled.
+	held, err := s.holds().Cancel(r.Context(), p.MerchantID, p.Environment, []string{id})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if len(held) == 1 {
+		s.Log.Info("held payout cancelled", "disbursement_id", id, "merchant_id", p.MerchantID, "environment", p.Environment)
+		writeJSON(w, http.StatusOK, held[0])
+		return
+	}
 	d, err := s.Ledger.Cancel(r.Context(), p.MerchantID, p.Environment, id)
 	switch {
 	case errors.Is(err, payout.ErrNotFound):
@@ -74,11 +88,18 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		s.internalError(w, r, err)
 		return
 	}
+	heldDone, err := s.holds().CancelBatch(r.Context(), p.MerchantID, p.Environment, id)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	done, kept, err := s.Ledger.CancelBatch(r.Context(), p.MerchantID, p.Environment, id)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	// The ledger counts the held items cancelled just before as ended.
+	done, kept = done+heldDone, kept-heldDone
 	s.logFor(r.Context()).Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"cancelled", done, "not_cancelled", kept)
 	writeJSON(w, http.StatusOK, BatchCancel{BatchID: id, Cancelled: done, NotCancelled: kept})

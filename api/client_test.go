@@ -215,6 +215,23 @@ var clientCalls = map[string]string{
 	"GET /v1/reports/summary":                  "ReportSummary",
 	"GET /v1/reports/disbursements.csv":        "ReportCSV",
 	"GET /v1/openapi.yaml":                     "OpenAPI",
+	"GET /v1/keys":                             "Keys",
+	"POST /v1/keys":                            "CreateKey",
+	"POST /v1/keys/{id}/revoke":                "RevokeKey",
+	"POST /v1/batches/quote":                   "QuoteBatch",
+	"GET /v1/controls":                         "Controls",
+	"PUT /v1/controls/velocity":                "SetVelocityLimits",
+	"POST /v1/controls/pause":                  "PausePayouts",
+	"POST /v1/controls/resume":                 "ResumePayouts",
+	"POST /v1/disbursements/{id}/approve":      "ApproveDisbursement",
+	"POST /v1/disbursements/{id}/reject":       "RejectDisbursement",
+	"POST /v1/batches/{id}/approve":            "ApproveBatch",
+	"POST /v1/batches/{id}/reject":             "RejectBatch",
+	"GET /v1/approvals":                        "Approvals",
+	"GET /v1/approvals/policy":                 "ApprovalPolicy",
+	"PUT /v1/approvals/policy":                 "SetApprovalPolicy",
+	"POST /v1/account-inquiries":               "CreateAccountInquiries",
+	"GET /v1/account-inquiries/{id}":           "GetAccountInquiries",
 }
 
 // TestClientCoversEveryMerchantRoute: every merchant route has its typed

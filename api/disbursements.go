@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/ledger"
 	"github.com/disburse/disburse/merchant"
 	"github.com/disburse/disburse/payout"
@@ -32,14 +34,29 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 		writeError(w, prob)
 		return
 	}
-	var req payout.Request
-	if prob := decodeJSON(w, r, maxCreateBody, &req); prob != nil {
+	var in struct {
+		payout.Request
+		// ScheduledAt holds the payout until then (issue 14).
+		ScheduledAt string `json:"scheduled_at"`
+	}
+	if prob := decodeJSON(w, r, maxCreateBody, &in); prob != nil {
+		// encoding/json names a field of the embedded request by its path.
+		for i := range prob.Fields {
+			prob.Fields[i].Field = strings.TrimPrefix(prob.Fields[i].Field, "Request.")
+			prob.Fields[i].Message = strings.TrimPrefix(prob.Fields[i].Message, "Request.")
+		}
 		writeError(w, prob)
 		return
 	}
+	req := in.Request
 	req.Normalize()
 	if errs := req.Validate(); len(errs) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the request has invalid fields", errs...))
+		return
+	}
+	scheduledAt, prob := s.parseScheduledAt(in.ScheduledAt)
+	if prob != nil {
+		writeError(w, prob)
 		return
 	}
 	// The holder name is checked before anything is stored, so a mismatch
@@ -48,15 +65,22 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 		writeError(w, prob)
 		return
 	}
+	// A payout over the approval threshold, or scheduled, is held: stored
+	// without being published (holds.go).
+	spec, err := s.spec(r.Context(), p, func(pol hold.Policy) bool { return pol.PayoutNeeds(req.Amount) }, scheduledAt)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if spec.Held() {
+		s.createHeldPayout(w, r, p, key, req, spec)
+		return
+	}
 	res := s.creates().create(r.Context(), payout.NewPayout{MerchantID: p.MerchantID, Environment: p.Environment, IdempotencyKey: key, Request: req, RequestID: payout.RequestID(r.Context())})
 	d, created, err := res.d, res.created, res.err
 	switch {
-	case errors.Is(err, payout.ErrIdempotencyKeyReused):
-		writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different request; use a new key for a new payout"))
-		return
-	case errors.Is(err, payout.ErrDuplicateReference):
-		writeError(w, newProblem(http.StatusConflict, CodeDuplicateReference, "this reference_id was used for another payout",
-			payout.FieldError{Field: "reference_id", Code: "DUPLICATE", Message: "reference_id must be unique per merchant and environment"}))
+	case createConflict(err) != nil:
+		writeError(w, createConflict(err))
 		return
 	case errors.Is(err, errPublish):
 		// Stored but not acknowledged by Kafka: a 202 would promise a
@@ -68,6 +92,18 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	case err != nil:
 		s.internalError(w, r, err)
 		return
+	}
+	if !created && (d.Status == payout.AwaitingApproval || d.Status == payout.Scheduled) {
+		// A replay of a held payout: it must not have asked for a time.
+		h, err := s.holdOf(r.Context(), p, d.ID)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		if !sameSchedule(h, nil) {
+			writeError(w, newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a scheduled_at; use a new key for a new payout"))
+			return
+		}
 	}
 	if created {
 		s.logFor(r.Context()).Info("payout accepted", "disbursement_id", d.ID, "merchant_id", d.MerchantID, "environment", d.Environment,
@@ -94,7 +130,14 @@ func (s *Server) getDisbursement(w http.ResponseWriter, r *http.Request, p merch
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	v := payoutView{Disbursement: d}
+	if d.BatchID == nil {
+		if v.Hold, err = s.holdOf(r.Context(), p, d.ID); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, p merchant.Principal) {
@@ -117,4 +160,17 @@ func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, p merchant.P
 		return
 	}
 	writeJSON(w, http.StatusOK, b)
+}
+
+// createConflict is the 409 of a create refused for its idempotency key or
+// reference_id, or nil.
+func createConflict(err error) *problem {
+	switch {
+	case errors.Is(err, payout.ErrIdempotencyKeyReused):
+		return newProblem(http.StatusConflict, CodeIdempotencyReused, "this Idempotency-Key was used with a different request; use a new key for a new payout")
+	case errors.Is(err, payout.ErrDuplicateReference):
+		return newProblem(http.StatusConflict, CodeDuplicateReference, "this reference_id was used for another payout",
+			payout.FieldError{Field: "reference_id", Code: "DUPLICATE", Message: "reference_id must be unique per merchant and environment"})
+	}
+	return nil
 }

@@ -37,6 +37,8 @@ type Error struct {
 	// Rows and InvalidRows describe a rejected batch (the first 1,000 row errors).
 	Rows        []batch.RowError `json:"rows,omitempty"`
 	InvalidRows int              `json:"invalid_rows,omitempty"`
+	// RequiredScope names the scope a restricted key lacked (403 INSUFFICIENT_SCOPE).
+	RequiredScope string `json:"required_scope,omitempty"`
 }
 
 // problem is an error on its way to the client.

@@ -45,12 +45,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	now := s.now()
-	out := make([]keyView, len(keys))
-	for i, k := range keys {
-		out[i] = keyView{Key: k, Status: k.Status(now)}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": out})
+	writeJSON(w, http.StatusOK, map[string]any{"data": keyViews(keys, s.now())})
 }
 
 // issueKey adds a key beside the environment's live keys, for a merchant

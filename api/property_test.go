@@ -340,6 +340,10 @@ func specValid(t *testing.T, req *http.Request) bool {
 var beyondRules = map[string]bool{
 	"INVALID_CURSOR": true, "INVALID_RANGE": true, "BEFORE_FROM": true, "RANGE_TOO_LONG": true,
 	"INVALID_TIME_ZONE": true, "INVALID_DATE": true, "CSV_ONLY": true, "INVALID_KEY": true, "DUPLICATE_IN_BATCH": true,
+	// Issue 14: a scheduled_at outside now to 30 days ahead (depends on the
+	// clock), a quote_id the environment does not have (like a cursor), a
+	// velocity limit above the operator's ceiling (stored state).
+	"SCHEDULE_WINDOW": true, "UNKNOWN_QUOTE": true, "OVER_CEILING": true,
 }
 
 // beyondSchema reports whether a 400 or 422 to a schema-valid request is

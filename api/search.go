@@ -32,10 +32,11 @@ func payoutFilterOf(q url.Values) (payout.Filter, *problem) {
 	for _, s := range q["status"] {
 		switch st := payout.Status(s); st {
 		case "": // sent empty: as if absent, like every optional parameter
-		case payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled:
+		case payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled,
+			payout.AwaitingApproval, payout.Scheduled:
 			f.Statuses = append(f.Statuses, st)
 		default:
-			return f, badQuery("status", "INVALID_VALUE", "status must be PENDING, PROCESSING, COMPLETED, FAILED, REVERSED or CANCELLED; repeat the parameter for several")
+			return f, badQuery("status", "INVALID_VALUE", "status must be PENDING, PROCESSING, COMPLETED, FAILED, REVERSED, CANCELLED, AWAITING_APPROVAL or SCHEDULED; repeat the parameter for several")
 		}
 	}
 	if b := q.Get("bank_code"); b != "" {

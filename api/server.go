@@ -105,6 +105,8 @@ type Server struct {
 	// and one produce (zero fields: the defaults).
 	GroupCommit GroupCommit
 
+	keyUse keyUse // when each key's use was last recorded (keys_scoped.go)
+
 	committerOnce sync.Once
 	committer     *committer
 }
@@ -139,7 +141,15 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/disbursements", s.authed(read, s.listDisbursements)},
 		{"GET", "/v1/disbursements/{id}", s.authed(read, s.getDisbursement)},
 		{"POST", "/v1/disbursements/{id}/cancel", s.authed(create, s.cancelDisbursement)},
+		{"POST", "/v1/disbursements/{id}/approve", s.authed(create, s.approvePayout)},
+		{"POST", "/v1/disbursements/{id}/reject", s.authed(create, s.rejectPayout)},
+		{"POST", "/v1/batches/{id}/approve", s.authed(create, s.approveBatch)},
+		{"POST", "/v1/batches/{id}/reject", s.authed(create, s.rejectBatch)},
+		{"GET", "/v1/approvals", s.authed(read, s.listApprovals)},
+		{"GET", "/v1/approvals/policy", s.authed(read, s.getApprovalPolicy)},
+		{"PUT", "/v1/approvals/policy", s.authed(read, s.setApprovalPolicy)},
 		{"POST", "/v1/batches", s.authed(create, s.createBatch)},
+		{"POST", "/v1/batches/quote", s.authed(create, s.quoteBatch)},
 		{"GET", "/v1/batches", s.authed(read, s.listBatches)},
 		{"GET", "/v1/batches/{id}", s.authed(read, s.getBatch)},
 		{"GET", "/v1/batches/{id}/items", s.authed(read, s.listBatchItems)},
@@ -149,6 +159,8 @@ func (s *Server) MerchantRoutes() []Route {
 		{"GET", "/v1/balance/transactions.csv", s.authed(read, s.getBalanceTransactionsCSV)},
 		{"GET", "/v1/banks", s.authed(read, s.listBanks)},
 		{"POST", "/v1/account-inquiry", s.authed(read, s.accountInquiry)},
+		{"POST", "/v1/account-inquiries", s.authed(create, s.createInquiries)},
+		{"GET", "/v1/account-inquiries/{id}", s.authed(read, s.getInquiries)},
 		{"GET", "/v1/settings", s.authed(read, s.getSettings)},
 		{"PATCH", "/v1/settings", s.authed(read, s.patchSettings)},
 		{"POST", "/v1/settings/secret-key/rotate", s.authed(read, s.rotateKey)},
@@ -159,6 +171,13 @@ func (s *Server) MerchantRoutes() []Route {
 		{"POST", "/v1/settings/callback-secret/rotate", s.authed(read, s.rotateCallbackSecret)},
 		{"GET", "/v1/reports/summary", s.authed(read, s.getReportSummary)},
 		{"GET", "/v1/reports/disbursements.csv", s.authed(read, s.getReportCSV)},
+		{"GET", "/v1/controls", s.authed(read, s.getControls)},
+		{"PUT", "/v1/controls/velocity", s.authed(read, s.setVelocity)},
+		{"POST", "/v1/controls/pause", s.authed(read, s.pausePayouts)},
+		{"POST", "/v1/controls/resume", s.authed(read, s.resumePayouts)},
+		{"GET", "/v1/keys", s.authed(read, s.listMerchantKeys)},
+		{"POST", "/v1/keys", s.authed(read, s.createKey)},
+		{"POST", "/v1/keys/{id}/revoke", s.authed(read, s.revokeMerchantKey)},
 		{"GET", "/v1/openapi.yaml", s.getOpenAPI}, // public: the contract is no secret
 	}
 }
@@ -185,6 +204,9 @@ func (s *Server) OperatorRoutes() []Route {
 		{"GET", "/operator/v1/merchants/{id}/settings-audit", s.operator(s.settingsAudit)},
 		{"GET", "/operator/v1/activation-requests", s.operator(s.listActivationRequests)},
 		{"POST", "/operator/v1/users/password-reset", s.operator(s.passwordReset)},
+		{"PUT", "/operator/v1/merchants/{id}/environments/{env}/velocity-ceiling", s.operator(s.setVelocityCeiling)},
+		{"POST", "/operator/v1/merchants/{id}/environments/{env}/pause", s.operator(s.operatorPause)},
+		{"POST", "/operator/v1/merchants/{id}/environments/{env}/resume", s.operator(s.operatorResume)},
 	}
 }
 

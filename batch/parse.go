@@ -60,6 +60,12 @@ type RowError struct {
 type Header struct {
 	ReferenceID string `json:"reference_id"`
 	Mode        string `json:"mode"`
+	// QuoteID names the quote (POST /v1/batches/quote) the batch must
+	// match; empty for a batch created without one.
+	QuoteID string `json:"quote_id"`
+	// ScheduledAt (RFC 3339) is when the batch is to be debited and sent;
+	// empty for at once. The API checks it.
+	ScheduledAt string `json:"scheduled_at"`
 }
 
 // Validate checks the header fields.
@@ -76,6 +82,9 @@ func (h *Header) Validate() []payout.FieldError {
 	} else if len(h.ReferenceID) > payout.MaxReferenceID || !validReference(h.ReferenceID) {
 		errs = append(errs, payout.FieldError{Field: "reference_id", Code: "INVALID_FORMAT",
 			Message: fmt.Sprintf("reference_id must be 1 to %d of letters, digits and - _ . : /", payout.MaxReferenceID)})
+	}
+	if h.QuoteID != "" && (len(h.QuoteID) > 64 || !strings.HasPrefix(h.QuoteID, "quo_") || !validReference(h.QuoteID)) {
+		errs = append(errs, payout.FieldError{Field: "quote_id", Code: "INVALID_FORMAT", Message: "quote_id must be an id POST /v1/batches/quote answered (quo_...)"})
 	}
 	return errs
 }
@@ -251,14 +260,19 @@ func ParseJSON(r io.Reader, h *Header, emit func(Item) error, rowErr func(RowErr
 		}
 		seen[key] = true
 		switch key {
-		case "reference_id", "mode":
+		case "reference_id", "mode", "quote_id", "scheduled_at":
 			var v string
 			if err := dec.Decode(&v); err != nil {
 				return &FormatError{Message: key + " must be a string"}
 			}
-			if key == "mode" {
+			switch key {
+			case "mode":
 				h.Mode = v
-			} else {
+			case "quote_id":
+				h.QuoteID = v
+			case "scheduled_at":
+				h.ScheduledAt = v
+			default:
 				h.ReferenceID = v
 			}
 		case "items":
@@ -266,7 +280,7 @@ func ParseJSON(r io.Reader, h *Header, emit func(Item) error, rowErr func(RowErr
 				return err
 			}
 		default:
-			return &FormatError{Field: truncate(key, 40), Message: fmt.Sprintf("unknown field %q in the batch object (fields: reference_id, mode, items)", truncate(key, 40))}
+			return &FormatError{Field: truncate(key, 40), Message: fmt.Sprintf("unknown field %q in the batch object (fields: reference_id, mode, quote_id, scheduled_at, items)", truncate(key, 40))}
 		}
 	}
 	if err := expectDelim(dec, '}'); err != nil {

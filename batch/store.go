@@ -73,6 +73,17 @@ func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
 // the batch still PENDING, which the caller publishes (again). The request
 // id ctx carries (payout.RequestID) is stored on the batch and on each item.
 func (s *Store) Create(ctx context.Context, merchantID, environment, idempotencyKey string, hash []byte, p *Parsed) (a Accepted, pending []string, replay bool, err error) {
+	return s.CreateHeld(ctx, merchantID, environment, idempotencyKey, hash, p, nil)
+}
+
+// Hold moves a new batch's PENDING items (ids) to a hold inside the
+// creating transaction (issue 14: awaiting approval, or scheduled).
+type Hold func(ctx context.Context, tx pgx.Tx, a Accepted, ids []string) error
+
+// CreateHeld is Create with the new batch's items moved to a hold by hold
+// (nil: none) in the same transaction; held items are not returned as
+// pending, so the caller publishes nothing, and a replay finds none either.
+func (s *Store) CreateHeld(ctx context.Context, merchantID, environment, idempotencyKey string, hash []byte, p *Parsed, hold Hold) (a Accepted, pending []string, replay bool, err error) {
 	id := ID(merchantID, environment, idempotencyKey)
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var createdAt time.Time
@@ -157,6 +168,13 @@ func (s *Store) Create(ctx context.Context, merchantID, environment, idempotency
 		if a.ItemCount > 0 {
 			_, err = tx.Exec(ctx, `INSERT INTO batch_counts (batch_id, status, count, amount) VALUES ($1, 'PENDING', $2, $3)`,
 				id, a.ItemCount, a.TotalAmount)
+		}
+		if err == nil && hold != nil && a.ItemCount > 0 {
+			if err = hold(ctx, tx, a, pending); err == nil {
+				pending = nil
+				// Moving the items marked the batch PROCESSING; it is not yet.
+				_, err = tx.Exec(ctx, `UPDATE batches SET status = 'ACCEPTED' WHERE id = $1`, id)
+			}
 		}
 		return err
 	})

@@ -34,6 +34,8 @@ type Disbursement struct {
 	CreatedAt         time.Time         `json:"created_at"`
 	UpdatedAt         time.Time         `json:"updated_at"`
 	CompletedAt       *time.Time        `json:"completed_at"`
+	// Hold is what a held single payout waits for (approval, scheduled_at).
+	Hold *Hold `json:"hold,omitempty"`
 }
 
 // Payout statuses.
@@ -44,6 +46,9 @@ const (
 	StatusFailed     = "FAILED"
 	StatusReversed   = "REVERSED"
 	StatusCancelled  = "CANCELLED"
+	// Held before PENDING, nothing debited (maker-checker, scheduled_at).
+	StatusAwaitingApproval = "AWAITING_APPROVAL"
+	StatusScheduled        = "SCHEDULED"
 )
 
 // DisbursementFilter selects payouts for ListDisbursements and the report
@@ -63,6 +68,10 @@ type BatchRequest struct {
 	ReferenceID string                `json:"reference_id"`
 	Mode        string                `json:"mode,omitempty"` // all_or_nothing (default) or partial
 	Items       []DisbursementRequest `json:"items"`
+	// QuoteID holds the batch to a quote (QuoteBatch); ScheduledAt holds
+	// it until then (RFC 3339). Both optional.
+	QuoteID     string `json:"quote_id,omitempty"`
+	ScheduledAt string `json:"scheduled_at,omitempty"`
 }
 
 // RowError is one invalid field of one batch row.

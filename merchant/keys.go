@@ -25,6 +25,12 @@ type Key struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	ExpiresAt   *time.Time `json:"expires_at"`
 	RevokedAt   *time.Time `json:"revoked_at"`
+	// Label, Scopes and LastUsedAt (issue 14): a full key has every
+	// scope (Full); a restricted key only those it was issued with.
+	Label      string     `json:"label"`
+	Full       bool       `json:"full"`
+	Scopes     []string   `json:"scopes"`
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // Status is the key's state at now: ACTIVE, EXPIRING (rotated away, in its
@@ -52,20 +58,7 @@ func KeyHint(environment, key string) string {
 
 // Keys lists the merchant's keys, oldest first.
 func (s *Store) Keys(ctx context.Context, merchantID string) ([]Key, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, environment, hint, created_at, expires_at, revoked_at
-		FROM api_keys WHERE merchant_id = $1 ORDER BY created_at, id`, merchantID)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Key, error) {
-		var k Key
-		err := row.Scan(&k.ID, &k.Environment, &k.Hint, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt)
-		return k, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	return keys, nil
+	return s.listKeys(ctx, `merchant_id = $1`, merchantID)
 }
 
 // Rotation is the outcome of RotateKey. Key is shown once and never stored.
@@ -125,8 +118,10 @@ func (s *Store) rotate(ctx context.Context, merchantID, environment, actor strin
 		if err := check(tx); err != nil {
 			return err
 		}
+		// Only full keys retire: restricted keys are revoked one by one
+		// (a rotation of the main key must not cut off every integration).
 		rows, err := tx.Query(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, 'infinity'), $3)
-			WHERE merchant_id = $1 AND environment = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)
+			WHERE merchant_id = $1 AND environment = $2 AND scopes IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $4)
 			RETURNING id`, merchantID, environment, r.Expires, now)
 		if err != nil {
 			return err
@@ -152,9 +147,9 @@ func (s *Store) rotate(ctx context.Context, merchantID, environment, actor strin
 func (s *Store) RevokeKey(ctx context.Context, merchantID, keyID string, now time.Time) (Key, error) {
 	var k Key
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT id, environment, hint, created_at, expires_at, revoked_at
-			FROM api_keys WHERE merchant_id = $1 AND id = $2 FOR UPDATE`, merchantID, keyID).
-			Scan(&k.ID, &k.Environment, &k.Hint, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt)
+		var err error
+		k, err = scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+`
+			FROM api_keys WHERE merchant_id = $1 AND id = $2 FOR UPDATE`, merchantID, keyID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrKeyNotFound
 		}

@@ -50,6 +50,8 @@ type Principal struct {
 	// Limits: the operator's request rates for this environment; a zero
 	// field takes the service default.
 	Limits Limits
+	// Scopes of a restricted key (issue 14); nil for a full secret key.
+	Scopes []string
 }
 
 // Settings are one environment's fee and limits.
@@ -175,10 +177,10 @@ func (s *Store) Authenticate(ctx context.Context, key string, now time.Time) (Pr
 	var expires, revoked *time.Time
 	var whitelist []string
 	err := s.db.QueryRow(ctx, `SELECT k.id, k.merchant_id, k.environment, k.hash, k.expires_at, k.revoked_at,
-			e.ip_whitelist, e.rate_create_per_second, e.rate_read_per_second
+			e.ip_whitelist, e.rate_create_per_second, e.rate_read_per_second, k.scopes
 		FROM api_keys k JOIN merchant_environments e USING (merchant_id, environment)
 		WHERE k.hash = $1`, sum[:]).Scan(&p.KeyID, &p.MerchantID, &p.Environment, &stored, &expires, &revoked,
-		&whitelist, &p.Limits.CreatePerSecond, &p.Limits.ReadPerSecond)
+		&whitelist, &p.Limits.CreatePerSecond, &p.Limits.ReadPerSecond, &p.Scopes)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, ErrUnauthorized
 	}

@@ -41,6 +41,13 @@ type Created struct {
 // different keys the second gets ErrDuplicateReference. A returned error
 // means nothing of the set was stored.
 func (s *Store) CreateSet(ctx context.Context, set []NewPayout) ([]Created, error) {
+	return s.CreateSetThen(ctx, set, nil)
+}
+
+// CreateSetThen is CreateSet with then run inside the same transaction on
+// its answers (a held payout of issue 14 is moved to its hold and its
+// approval or schedule stored there, so no crash leaves it PENDING).
+func (s *Store) CreateSetThen(ctx context.Context, set []NewPayout, then func(context.Context, pgx.Tx, []Created) error) ([]Created, error) {
 	if len(set) == 0 {
 		return nil, nil
 	}
@@ -53,6 +60,9 @@ func (s *Store) CreateSet(ctx context.Context, set []NewPayout) ([]Created, erro
 		err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 			var err error
 			out, err = createSet(ctx, tx, set)
+			if err == nil && then != nil {
+				err = then(ctx, tx, out)
+			}
 			return err
 		})
 		var pgErr *pgconn.PgError

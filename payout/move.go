@@ -22,9 +22,15 @@ type Move struct {
 // allowed are the transitions of the state machine (API.md): anything else
 // is a bug in the caller.
 var allowed = map[Status][]Status{
-	Pending:    {Processing, Failed, Cancelled},
+	Pending:    {Processing, Failed, Cancelled, AwaitingApproval, Scheduled},
 	Processing: {Completed, Failed, Cancelled},
 	Completed:  {Reversed},
+
+	// A held payout (issue 14) is created PENDING and moved to its hold in
+	// the same transaction; it leaves it for PENDING (approved, due), for
+	// SCHEDULED (approved, not yet due), or ends without a debit.
+	AwaitingApproval: {Pending, Scheduled, Failed, Cancelled},
+	Scheduled:        {Pending, Failed, Cancelled},
 }
 
 func canMove(from, to Status) bool {
@@ -151,7 +157,7 @@ func batchProgress(ctx context.Context, tx pgx.Tx, from Status, moved []Disburse
 		}
 		nw := counts[countKey{b, string(d.Status), fc}]
 		counts[countKey{b, string(d.Status), fc}] = [2]int64{nw[0] + 1, nw[1] + d.Amount}
-		if from == Pending || from == Processing {
+		if from == Pending || from == Processing || from == AwaitingApproval || from == Scheduled {
 			touched[b] = true
 			if d.Status == Completed || d.Status == Failed || d.Status == Cancelled {
 				ended[b]++

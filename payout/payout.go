@@ -21,6 +21,10 @@ const (
 	Failed     Status = "FAILED"     // not paid; any debit returned
 	Reversed   Status = "REVERSED"   // paid, then returned by the bank
 	Cancelled  Status = "CANCELLED"  // cancelled while PENDING
+	// Held before PENDING, nothing debited (issue 14): waiting for a
+	// checker's approval, or for scheduled_at.
+	AwaitingApproval Status = "AWAITING_APPROVAL"
+	Scheduled        Status = "SCHEDULED"
 )
 
 // Terminal reports whether no further change but a bank return can happen.

@@ -207,6 +207,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err := shareRateLimits(ctx, apiServer, pool); err != nil {
 		return err
 	}
+	go apiServer.InquiryRunner().Run(ctx) // bulk account inquiries (issue 14)
 	if rs != nil {
 		apiServer.Reports = rs
 	}

@@ -87,6 +87,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := shareRateLimits(ctx, s, pool); err != nil {
 		return err
 	}
+	go s.InquiryRunner().Run(ctx) // bulk account inquiries (issue 14)
 	rs, err := rc.open(ctx)
 	if err != nil {
 		return err

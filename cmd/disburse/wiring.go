@@ -22,6 +22,8 @@ import (
 	"github.com/disburse/disburse/connectors"
 	"github.com/disburse/disburse/connectors/banksim"
 	"github.com/disburse/disburse/connectors/httpbank"
+	"github.com/disburse/disburse/controls"
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/internal/obs"
 	"github.com/disburse/disburse/internal/retry"
 	"github.com/disburse/disburse/ledger"
@@ -192,6 +194,13 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	if name == "dispatch" {
 		dst = &dispatch.Stage{Payouts: payout.NewStore(pool), Ledger: ledger.NewStore(pool),
 			Banks: banks, Topics: topics, Log: log}
+		// The kill switch (issue 14): paused environments' payouts are parked before a send.
+		pauses := &controls.Pauses{DB: pool, Log: log}
+		if err := pauses.Load(ctx); err != nil {
+			return fmt.Errorf("read paused environments: %w", err)
+		}
+		go pauses.Run(ctx)
+		dst.Pauses = pauses
 		if deps.tune != nil {
 			deps.tune(dst)
 		}
@@ -210,7 +219,8 @@ func (s *stages) start(ctx context.Context, name string, deps stageDeps) error {
 	s.clients = append(s.clients, cl)
 	switch name {
 	case "ledger":
-		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Kafka: cl, Topics: topics, Log: log}
+		st := &ledgerstage.Stage{Ledger: ledger.NewStore(pool), Kafka: cl, Topics: topics, Log: log,
+			Gate: controls.NewGate(pool, log)} // kill switch and velocity limits (issue 14)
 		run = st.Run
 		if deps.naive {
 			// The stage's own Run polls up to 1,000 records per transaction.
@@ -277,6 +287,17 @@ func (s *stages) startRelay(ctx context.Context, deps stageDeps) error {
 	if deps.naive {
 		naiveRelay(st)
 	}
+	// The relay role also releases held payouts (issue 14): due schedules,
+	// expired approvals, and releases a crash left unpublished. Both turn
+	// committed Postgres state into Kafka records; extra instances skip
+	// what another holds.
+	hw := &hold.Worker{Store: hold.NewStore(deps.pool), Callbacks: callbacks.NewStore(deps.pool),
+		Publish: hold.Publisher(cl, deps.topics.Requests), Log: slog.Default().With("stage", "holds")}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = hw.Run(ctx)
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -83,6 +83,9 @@ func (s *Stage) handle(ctx context.Context, j *job) verdict {
 	d := j.claim.Disbursement
 	bank := s.Banks.For(d.Environment) // the payout's own environment, from its row
 	p := bank.Profile(d.BankCode)
+	if v, held := s.parkPaused(j); held {
+		return v
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.workLimit(p))
 	defer cancel()
 	if v, failed := s.checkHolder(wctx, j, bank); failed {

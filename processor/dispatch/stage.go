@@ -130,6 +130,11 @@ type Stage struct {
 
 	Reconcile ReconcileConfig
 
+	// Pauses, when set, tells which environments are paused (the kill
+	// switch, issue 14): their payouts are parked before a first send
+	// (paused.go).
+	Pauses Pauses
+
 	settler   *settler
 	renewedAt atomic.Int64 // last successful heartbeat (unix ns)
 	dropped   droppedLeases

@@ -31,6 +31,15 @@ type Stage struct {
 	Kafka  *kgo.Client
 	Topics events.Topics
 	Log    *slog.Logger
+	// Gate, when set, decides which requested payouts may be debited now
+	// (controls.Gate: the kill switch and velocity limits, issue 14).
+	Gate Gate
+}
+
+// Gate filters a polled batch's requests before the debit and returns the
+// ids the debit may take, in order.
+type Gate interface {
+	Admit(ctx context.Context, reqs []events.Request) ([]string, error)
 }
 
 // Handle applies one polled batch.
@@ -39,6 +48,7 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 	// The API's request id per payout (record header), logged with the
 	// payout and passed on to the dispatch record.
 	rids := make(map[string]string, len(records))
+	var reqs []events.Request // for the gate
 	for _, r := range records {
 		var req events.Request
 		if err := json.Unmarshal(r.Value, &req); err != nil || req.DisbursementID == "" {
@@ -46,8 +56,17 @@ func (s *Stage) Handle(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		ids = append(ids, req.DisbursementID)
+		if s.Gate != nil {
+			reqs = append(reqs, req)
+		}
 		if rid := processor.RequestIDOf(r); rid != "" {
 			rids[req.DisbursementID] = rid
+		}
+	}
+	if s.Gate != nil {
+		var err error
+		if ids, err = s.Gate.Admit(ctx, reqs); err != nil {
+			return err
 		}
 	}
 	out, changed, err := s.Ledger.ApplyDebits(ctx, ids)
