@@ -107,6 +107,12 @@ type Server struct {
 
 	keyUse keyUse // when each key's use was last recorded (keys_scoped.go)
 
+	// AuthCacheTTL is how long this instance reuses a key's successful
+	// authentication (0: every call looks the key up; see authcache.go).
+	AuthCacheTTL time.Duration
+	authCache    authCache
+	authInit     sync.Once
+
 	committerOnce sync.Once
 	committer     *committer
 }
@@ -217,6 +223,7 @@ func (s *Server) Handler() http.Handler { return s.mux("merchant", s.MerchantRou
 func (s *Server) OperatorHandler() http.Handler { return s.mux("operator", s.OperatorRoutes()) }
 
 func (s *Server) mux(api string, routes []Route) http.Handler {
+	s.authInit.Do(func() { s.authCache.ttl = s.AuthCacheTTL })
 	mux := http.NewServeMux()
 	// paths knows every pattern without its method, to tell a wrong method
 	// (405) from a wrong path (404) in the documented error format.
@@ -274,6 +281,9 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 			requests.WithLabelValues(api, route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
 		h(rec, r.WithContext(withRequestID(r.Context(), id)))
+		if rec.code < 400 && clearsAuth(api, r.Method, route) {
+			s.authCache.clear()
+		}
 	})
 }
 

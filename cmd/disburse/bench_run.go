@@ -168,6 +168,7 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	apiSrv := newAPIServer(pool, producer, topics, "op-bench-"+id, guard, time.Minute, 0.8, c.callbacks)
 	apiSrv.Profiles = profiles
 	apiSrv.Reports = rs
+	apiSrv.AuthCacheTTL = api.DefaultAuthCacheTTL // as the api role runs by default
 	// The bench sends faster than a merchant's default budget; the limiter's
 	// own cost (its bucket row per request) is still paid.
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}
