@@ -41,12 +41,12 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 			return
 		}
 		now := s.now()
-		p, cached := s.authCache.get(key, now)
+		p, cached := s.authCache.get(key, now, s.AuthCacheTTL)
 		var err error
 		if !cached {
 			p, err = s.Merchants.Authenticate(r.Context(), key, now)
 			if err == nil {
-				s.authCache.put(key, p, now)
+				s.authCache.put(key, p, now, s.AuthCacheTTL)
 			}
 		}
 		if errors.Is(err, merchant.ErrUnauthorized) {

@@ -22,8 +22,6 @@ import (
 // its cache at once (see clearsAuth), and a retiring key's expiry is
 // checked on every call, cached or not.
 type authCache struct {
-	ttl time.Duration
-
 	mu sync.Mutex
 	m  map[[32]byte]authEntry
 }
@@ -40,8 +38,8 @@ const DefaultAuthCacheTTL = time.Second
 // (a flood of distinct valid keys is not a pattern worth more memory).
 const authCacheMax = 100_000
 
-func (c *authCache) get(key string, now time.Time) (merchant.Principal, bool) {
-	if c.ttl <= 0 {
+func (c *authCache) get(key string, now time.Time, ttl time.Duration) (merchant.Principal, bool) {
+	if ttl <= 0 {
 		return merchant.Principal{}, false
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -57,8 +55,8 @@ func (c *authCache) get(key string, now time.Time) (merchant.Principal, bool) {
 	return e.p, true
 }
 
-func (c *authCache) put(key string, p merchant.Principal, now time.Time) {
-	if c.ttl <= 0 {
+func (c *authCache) put(key string, p merchant.Principal, now time.Time, ttl time.Duration) {
+	if ttl <= 0 {
 		return
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -66,7 +64,7 @@ func (c *authCache) put(key string, p merchant.Principal, now time.Time) {
 	if c.m == nil || len(c.m) >= authCacheMax {
 		c.m = map[[32]byte]authEntry{}
 	}
-	c.m[sum] = authEntry{p: p, until: now.Add(c.ttl)}
+	c.m[sum] = authEntry{p: p, until: now.Add(ttl)}
 	c.mu.Unlock()
 }
 

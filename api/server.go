@@ -111,7 +111,6 @@ type Server struct {
 	// authentication (0: every call looks the key up; see authcache.go).
 	AuthCacheTTL time.Duration
 	authCache    authCache
-	authInit     sync.Once
 
 	committerOnce sync.Once
 	committer     *committer
@@ -223,7 +222,6 @@ func (s *Server) Handler() http.Handler { return s.mux("merchant", s.MerchantRou
 func (s *Server) OperatorHandler() http.Handler { return s.mux("operator", s.OperatorRoutes()) }
 
 func (s *Server) mux(api string, routes []Route) http.Handler {
-	s.authInit.Do(func() { s.authCache.ttl = s.AuthCacheTTL })
 	mux := http.NewServeMux()
 	// paths knows every pattern without its method, to tell a wrong method
 	// (405) from a wrong path (404) in the documented error format.
