@@ -73,6 +73,10 @@ type Disbursement struct {
 	CreatedAt         time.Time         `json:"created_at"`
 	UpdatedAt         time.Time         `json:"updated_at"`
 	CompletedAt       *time.Time        `json:"completed_at"`
+	// RequestID is the X-Request-Id of the API call that created the
+	// payout ("" when none), for the logs of every stage; not part of the
+	// merchant's view.
+	RequestID string `json:"-"`
 }
 
 // ID derives the disbursement id from (merchant, environment, idempotency

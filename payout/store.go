@@ -30,7 +30,7 @@ func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db} }
 // columns is the select list that scan reads.
 const columns = `id, merchant_id, environment, reference_id, batch_id, bank_code, account_number,
 	account_holder_name, amount, currency, description, metadata, fee, status, failure_code,
-	version, created_at, updated_at, completed_at`
+	version, created_at, updated_at, completed_at, request_id`
 
 // recordEvents is a CTE clause that writes a payout_events row for every
 // row of a preceding CTE named "changed" (rows of disbursements). Every
@@ -49,7 +49,7 @@ func scan(row pgx.Row) (Disbursement, error) {
 	var failure string
 	err := row.Scan(&d.ID, &d.MerchantID, &d.Environment, &d.ReferenceID, &d.BatchID, &d.BankCode,
 		&d.AccountNumber, &d.AccountHolderName, &d.Amount, &d.Currency, &d.Description, &d.Metadata,
-		&d.Fee, &d.Status, &failure, &d.Version, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
+		&d.Fee, &d.Status, &failure, &d.Version, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt, &d.RequestID)
 	if failure != "" {
 		d.FailureCode = &failure
 	}

@@ -199,7 +199,7 @@ func (s *Stage) settle(ctx context.Context, d payout.Disbursement, res connector
 	if err != nil {
 		return d, fmt.Errorf("settle %s: %w", d.ID, err)
 	}
-	s.Log.Info("payout settled", "disbursement_id", d.ID, "merchant_id", d.MerchantID,
+	s.Log.Info("payout settled", "disbursement_id", d.ID, "request_id", d.RequestID, "merchant_id", d.MerchantID,
 		"environment", d.Environment, "bank", d.BankCode, "status", d.Status)
 	return d, nil
 }

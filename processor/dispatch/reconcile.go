@@ -146,17 +146,17 @@ func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	case errors.Is(err, connectors.ErrUnknownReference):
 		bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeNoSuchRef).Inc()
 		if err := s.Payouts.MarkNotReceived(ctx, d.ID); err != nil {
-			s.Log.Warn("reconcile: mark not received", "disbursement_id", d.ID, "err", err)
+			s.Log.Warn("reconcile: mark not received", "disbursement_id", d.ID, "request_id", d.RequestID, "err", err)
 			return
 		}
 		ev := events.Dispatch{DisbursementID: d.ID, MerchantID: d.MerchantID, Environment: d.Environment,
 			BankCode: d.BankCode, NotBefore: time.Now().UTC(), Reason: "not_received"}
 		if err := processor.Produce(ctx, s.Kafka, processor.JSONRecord(s.Topics.DispatchRetry, d.ID, ev)); err != nil {
-			s.Log.Warn("reconcile: re-drive", "disbursement_id", d.ID, "err", err)
+			s.Log.Warn("reconcile: re-drive", "disbursement_id", d.ID, "request_id", d.RequestID, "err", err)
 			return
 		}
 		reconciled.WithLabelValues("redriven").Inc()
-		s.Log.Info("reconcile: the bank never received the transfer; re-driven", "disbursement_id", d.ID, "bank", d.BankCode)
+		s.Log.Info("reconcile: the bank never received the transfer; re-driven", "disbursement_id", d.ID, "request_id", d.RequestID, "bank", d.BankCode)
 	case errors.Is(err, connectors.ErrBankUnavailable):
 		// No call made (no gateway, breaker open, ...): nothing learned.
 	case err != nil, res.Status == connectors.StatusProcessing:
@@ -164,7 +164,7 @@ func (s *Stage) resolve(ctx context.Context, id, bank string) {
 	default:
 		bankCalls.WithLabelValues(d.Environment, d.BankCode, payout.CallStatus, payout.OutcomeAnswered).Inc()
 		if _, err := s.settle(ctx, d, res); err != nil {
-			s.Log.Warn("reconcile: settle", "disbursement_id", d.ID, "err", err)
+			s.Log.Warn("reconcile: settle", "disbursement_id", d.ID, "request_id", d.RequestID, "err", err)
 			return
 		}
 		reconciled.WithLabelValues("settled").Inc()
