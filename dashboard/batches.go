@@ -16,6 +16,7 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/batch"
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/payout"
 )
 
@@ -241,7 +242,36 @@ func (s *Server) batchPage(w http.ResponseWriter, r *http.Request, rq *request) 
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	s.view(w, r, rq, "batch", "batches", "batch.progress", progressOf(b), "", "")
+	h, err := s.API.HoldOf(r.Context(), rq.principal(), b.ID)
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	s.view(w, r, rq, "batch", "batches", "batch.progress", batchView{progress: progressOf(b), Hold: h, Waiting: waiting(h)}, "", "")
+}
+
+// batchView is the batch page: its progress and its hold, if any.
+type batchView struct {
+	progress
+	Hold    *hold.Hold
+	Waiting bool // held: cancellable with nothing debited
+}
+
+// cancelBatch cancels what of a batch is not yet at its bank through
+// api.Server.CancelBatch (held items with nothing debited).
+func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, rq *request) {
+	bc, err := s.API.CancelBatch(r.Context(), rq.principal(), r.PathValue("id"))
+	if errors.Is(err, batch.ErrNotFound) {
+		s.fail(w, r, rq, http.StatusNotFound, T(rq.lang, "err.notfound"))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	s.Log.Info("batch cancelled from the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
+		"user_id", rq.ID, "batch_id", bc.BatchID, "cancelled", bc.Cancelled)
+	http.Redirect(w, r, "/batches/"+bc.BatchID, http.StatusSeeOther)
 }
 
 // progressEvery is how often the live progress reads the batch.
