@@ -18,6 +18,7 @@ import (
 	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/quote"
 )
 
 // maxUploadBody bounds an upload: 100,000 rows of ~300 bytes, as the API's
@@ -51,6 +52,9 @@ type checkView struct {
 	Total                           int64
 	Errors                          []batch.RowError
 	MoreErrors                      int
+	Mode                            string      // the mode the send button sends with
+	Quote                           quote.Quote // the price of sending it (api.Server.QuoteBatch)
+	MoreDuplicates                  int
 }
 
 // fingerprint is the idempotency hash of a CSV batch as POST /v1/batches
@@ -138,6 +142,21 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.MoreErrors = len(v.Errors) - shownRowErrors
 		v.Errors = v.Errors[:shownRowErrors]
 	}
+	// Quoted in the mode the send button will use, so the sent batch
+	// matches its quote (quote_id) unless the file or the fees changed.
+	v.Mode = batch.AllOrNothing
+	if parsed.InvalidRows > 0 {
+		v.Mode = batch.Partial
+	}
+	parsed.Header.Mode = v.Mode
+	if v.Quote, err = s.API.QuoteBatch(r.Context(), rq.principal(), parsed, nil); err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	if len(v.Quote.Duplicates) > shownRowErrors {
+		v.MoreDuplicates = len(v.Quote.Duplicates) - shownRowErrors
+		v.Quote.Duplicates = v.Quote.Duplicates[:shownRowErrors]
+	}
 	s.Log.Info("batch file checked in the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
 		"user_id", rq.ID, "upload_id", id, "rows", parsed.Rows, "invalid_rows", parsed.InvalidRows)
 	s.view(w, r, rq, "check", "batches", "batch.title", v, "", "")
@@ -174,6 +193,20 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, rq *request) {
 	if parsed.InvalidRows > 0 && (mode == batch.AllOrNothing || len(parsed.Items) == 0) {
 		s.showBatches(w, r, rq, fmt.Sprintf("%d %s", parsed.InvalidRows, T(rq.lang, "batch.invalid")))
 		return
+	}
+	// Sent with the quote the check page showed: a file, reference, mode
+	// or fee changed since refuses to send, as POST /v1/batches does.
+	if qid := r.PostFormValue("quote_id"); qid != "" {
+		parsed.Header.QuoteID = qid
+		err := s.API.CheckQuote(ctx, rq.principal(), parsed)
+		switch {
+		case errors.Is(err, quote.ErrNotFound), errors.Is(err, quote.ErrExpired), errors.Is(err, quote.ErrMismatch):
+			s.showBatches(w, r, rq, T(rq.lang, "quote.stale")+" ("+err.Error()+")")
+			return
+		case err != nil:
+			s.internal(w, r, rq.lang, err)
+			return
+		}
 	}
 	accepted, _, err := s.API.SubmitBatch(ctx, rq.principal(), "dashboard:"+u.ID, fingerprint(ref, mode, u.Body), parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {

@@ -95,6 +95,21 @@ var controlMessages = map[string][2]string{
 	"keys.revoked":        {"Kunci dicabut:", "Key revoked:"},
 	"keys.toomany":        {"Lingkungan ini sudah memiliki kunci terbatas terbanyak; cabut satu dulu.", "This environment has the most live restricted keys; revoke one first."},
 	"keys.full":           {"Kunci rahasia penuh diganti di Pengaturan, tidak dicabut.", "The full secret key is rotated in Settings, not revoked."},
+	"quote.title":         {"Perkiraan sebelum mengirim", "Quote before sending"},
+	"quote.items":         {"Transaksi yang akan dibayar", "Payouts to be paid"},
+	"quote.debit":         {"Total dipotong", "Total debit"},
+	"quote.balance":       {"Saldo", "Balance"},
+	"quote.covers":        {"Cukup", "Covers it"},
+	"quote.short":         {"Kurang", "Short by"},
+	"quote.available":     {"tersedia", "available"},
+	"quote.done":          {"Perkiraan selesai", "Expected completion"},
+	"quote.overlimit":     {"Di atas batas per transaksi (akan gagal)", "Over the per-payout limit (will fail)"},
+	"quote.expires":       {"Perkiraan berlaku sampai", "Quote valid until"},
+	"quote.bankopen":      {"Bank", "Bank open"},
+	"quote.open":          {"Buka", "Open"},
+	"quote.closed":        {"Tutup sampai", "Closed until"},
+	"quote.duplicates":    {"baris memakai reference_id yang sudah dipakai; tidak akan dibayar lagi.", "rows use a reference_id already used; they will not be paid again."},
+	"quote.stale":         {"File, mode, atau biaya berubah sejak perkiraan; unggah dan periksa lagi.", "The file, mode or fees changed since the quote; upload and check it again."},
 }
 
 func init() {

@@ -90,7 +90,26 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	b.open("/batches", "#file")
 	b.fill("#reference_id", "held-batch")
 	b.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{batchCSV(t, 20)}))
-	b.submit("#check", "#check-summary")
+	b.submit("#check", "#quote")
+	// The quote before sending: 20 payouts, their fees, bca's share, the
+	// balance covering it; nothing debited yet.
+	if got := b.text("#quote-items"); got != "20" {
+		t.Errorf("the quote pays %q payouts, want 20", got)
+	}
+	if got := b.text("#quote-banks tbody"); !strings.Contains(got, "bca\t20") {
+		t.Errorf("the quote's banks %q, want bca with 20 items", got)
+	}
+	if got := b.text("#quote-balance"); !strings.Contains(got, "Covers it") {
+		t.Errorf("the quote's balance %q, want covered (the demo deposit)", got)
+	}
+	b.check("batch-quote")
+	var quoteID string
+	if err := p.pool.QueryRow(ctx, `SELECT id FROM batch_quotes WHERE merchant_id = $1 ORDER BY created_at DESC LIMIT 1`, merchantID).Scan(&quoteID); err != nil {
+		t.Fatalf("no quote stored: %v", err)
+	}
+	if got := b.value(`input[name="quote_id"]`); got != quoteID {
+		t.Errorf("the send form carries quote %q, want the stored quote %q", got, quoteID)
+	}
 	b.submit("#send", "#hold")
 	if got := b.text("#hold-approval"); got != "Pending" {
 		t.Errorf("the batch's approval reads %q, want Pending", got)
@@ -160,6 +179,17 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	b.open("/batches/"+batchID, "#hold")
 	if got := b.text("#hold-approval"); got != "Approved" {
 		t.Errorf("the completed batch's approval reads %q", got)
+	}
+	// The same file again: its quote lists every row as a duplicate.
+	b.open("/batches", "#file")
+	b.fill("#reference_id", "held-batch-again")
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{batchCSV(t, 20)}))
+	b.submit("#check", "#quote")
+	if got := b.text("#duplicate-count"); !strings.HasPrefix(got, "20 ") {
+		t.Errorf("the re-uploaded file's duplicates: %q, want 20", got)
+	}
+	if got := b.text("#quote-items"); got != "0" {
+		t.Errorf("the re-uploaded file would pay %q payouts, want 0", got)
 	}
 
 	// Pause and resume: the banner on every page while paused.
