@@ -38,6 +38,9 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 		t.Skip("drives a browser through the whole pipeline")
 	}
 	p, dash := startBrowserDashboard(t)
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	t.Cleanup(stopRunner)
+	go p.server.InquiryRunner().Run(runCtx)
 	ctx := context.Background()
 	b := newBrowser(t, dash.URL)
 	const pw = "correct horse battery"
@@ -253,5 +256,44 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	}
 	if _, err := ms.Authenticate(ctx, secret, time.Now()); err == nil {
 		t.Error("a revoked key still authenticates")
+	}
+
+	// Bulk account inquiry: an invalid account is refused with its row,
+	// nothing asked; then three accounts answered, and asked again, from
+	// the cache.
+	b.open("/inquiries", "#accounts")
+	b.fill("#accounts", "bca,1234567890\nnope,12")
+	b.submit("#ask", "#inquiry-errors")
+	if got := b.text("#inquiry-errors tbody"); !strings.Contains(got, "bank_code") {
+		t.Errorf("the invalid account's error %q, want bank_code named", got)
+	}
+	var jobs int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM account_inquiry_jobs WHERE merchant_id = $1`, merchantID).Scan(&jobs); err != nil || jobs != 0 {
+		t.Fatalf("%d inquiry jobs after an invalid list (err %v), want 0", jobs, err)
+	}
+	b.check("inquiries")
+	accounts := "bank_code,account_number\nbca,1234567890\nbca,1234560000\novo,+62 812-3456-7890"
+	for round, wantCached := range []float64{0, 3} {
+		b.open("/inquiries", "#accounts")
+		b.fill("#accounts", accounts)
+		b.submit("#ask", "#inquiry")
+		waitCtx, cancel := context.WithTimeout(b.ctx, time.Minute)
+		err := chromedp.Do(waitCtx, chromedp.WaitVisible(chromedp.CSS(`#inquiry[data-done="true"]`)))
+		cancel()
+		if err != nil {
+			t.Fatalf("the inquiry did not complete within a minute (%s): %v", b.text("#inq-progress"), err)
+		}
+		res := b.text("#inquiry-results tbody")
+		if !strings.Contains(res, "VALID") || !strings.Contains(res, "INVALID") {
+			t.Errorf("round %d: results %q, want VALID and INVALID accounts", round, res)
+		}
+		var cached any
+		b.eval(`[...document.querySelectorAll("#inquiry-results td.cache")].filter(td => td.innerText.trim() !== "").length`, &cached)
+		if cached != wantCached {
+			t.Errorf("round %d: %v of 3 answers from the cache, want %v", round, cached, wantCached)
+		}
+		if round == 1 {
+			b.check("inquiry")
+		}
 	}
 }
