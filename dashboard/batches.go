@@ -55,6 +55,7 @@ type checkView struct {
 	Mode                            string      // the mode the send button sends with
 	Quote                           quote.Quote // the price of sending it (api.Server.QuoteBatch)
 	MoreDuplicates                  int
+	NeedsApproval                   bool // the approval policy will hold it
 }
 
 // fingerprint is the idempotency hash of a CSV batch as POST /v1/batches
@@ -153,6 +154,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.internal(w, r, rq.lang, err)
 		return
 	}
+	pol, err := s.holds().Policy(r.Context(), rq.MerchantID, rq.Environment)
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	v.NeedsApproval = pol.BatchNeeds(len(parsed.Items), v.Total)
 	if len(v.Quote.Duplicates) > shownRowErrors {
 		v.MoreDuplicates = len(v.Quote.Duplicates) - shownRowErrors
 		v.Quote.Duplicates = v.Quote.Duplicates[:shownRowErrors]

@@ -128,6 +128,7 @@ var controlMessages = map[string][2]string{
 	"inq.fromcache":       {"cache", "from cache"},
 	"inq.at":              {"Dijawab pada", "Answered at"},
 	"inq.again":           {"Cek rekening lain", "Check other accounts"},
+	"quote.approval":      {"Batch ini melewati ambang kebijakan persetujuan: setelah dikirim, batch menunggu di Persetujuan sampai pengguna lain menyetujuinya; tidak ada saldo terpotong sebelumnya.", "This batch is over the approval policy's threshold: once sent it waits in Approvals until another user approves it; nothing is debited before."},
 }
 
 func init() {

@@ -25,6 +25,16 @@ func (b *browser) signIn(email, password string) {
 	b.submit(`button[type=submit].primary`, "nav.menu")
 }
 
+// checkOnly runs check's axe-core and CSP checks without a screenshot
+// (the README shows a few pages, not every state).
+func (b *browser) checkOnly(name string) {
+	b.t.Helper()
+	shot := b.shot
+	b.shot = false
+	defer func() { b.shot = shot }()
+	b.check(name)
+}
+
 // TestDashboardControlsInBrowser drives issue 14's dashboard pages in
 // Chromium over the whole pipeline: the owner sets an approval policy and
 // adds two finance users; one uploads a batch over the threshold, sees it
@@ -86,7 +96,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 		merchantID).Scan(&items, &expires); err != nil || items != 5 || expires != 7200 {
 		t.Fatalf("policy stored as %d items, %d s (err %v), want 5 and 7200", items, expires, err)
 	}
-	b.check("approvals-policy")
+	b.checkOnly("approvals-policy")
 
 	// The maker uploads 20 rows: held, nothing debited.
 	b.signIn("maker@kendali.example", pw)
@@ -104,6 +114,9 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	}
 	if got := b.text("#quote-balance"); !strings.Contains(got, "Covers it") {
 		t.Errorf("the quote's balance %q, want covered (the demo deposit)", got)
+	}
+	if got := b.text("#needs-approval"); !strings.Contains(got, "waits in Approvals") {
+		t.Errorf("the check page does not say the batch will wait for approval: %q", got)
 	}
 	b.check("batch-quote")
 	var quoteID string
@@ -144,7 +157,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if forms != float64(0) {
 		t.Errorf("the creator is offered %v decision forms on its own batch", forms)
 	}
-	b.check("approvals-maker")
+	b.checkOnly("approvals-maker")
 	var forged any
 	b.eval(`(async () => {
 		const csrf = document.querySelector("input[name=csrf]").value;
@@ -169,7 +182,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if row := b.text("#hold-" + batchID); !strings.Contains(row, "user:checker@kendali.example") || !strings.Contains(row, "checked against the refund list") {
 		t.Errorf("the approved history row %q, want the checker and the note", row)
 	}
-	b.check("approvals-history")
+	b.checkOnly("approvals-history")
 	b.open("/batches/"+batchID, "#bar")
 	waitCtx, cancel := context.WithTimeout(b.ctx, 2*time.Minute)
 	defer cancel()
@@ -197,7 +210,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 
 	// Pause and resume: the banner on every page while paused.
 	b.open("/controls", "#pause")
-	b.check("controls")
+	b.checkOnly("controls")
 	b.fill("#reason", "checking a suspicious file")
 	b.submit("#pause", "#resume")
 	for _, path := range []string{"/payouts", "/batches", "/approvals", "/keys"} {
@@ -271,7 +284,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM account_inquiry_jobs WHERE merchant_id = $1`, merchantID).Scan(&jobs); err != nil || jobs != 0 {
 		t.Fatalf("%d inquiry jobs after an invalid list (err %v), want 0", jobs, err)
 	}
-	b.check("inquiries")
+	b.checkOnly("inquiries")
 	accounts := "bank_code,account_number\nbca,1234567890\nbca,1234560000\novo,+62 812-3456-7890"
 	for round, wantCached := range []float64{0, 3} {
 		b.open("/inquiries", "#accounts")
