@@ -70,6 +70,17 @@ func (s *Server) CallbackSecret(ctx context.Context, p merchant.Principal) (stri
 	return v.CallbackSecret, err
 }
 
+// ParseScheduledAt reads a batch's or payout's scheduled_at (RFC 3339;
+// empty: at once) as the API does: a time in the future and at most
+// hold.MaxAhead ahead, else its field error.
+func (s *Server) ParseScheduledAt(raw string) (*time.Time, []payout.FieldError) {
+	at, prob := s.parseScheduledAt(raw)
+	if prob != nil {
+		return nil, prob.Fields
+	}
+	return at, nil
+}
+
 // KeyGrace is how long a rotated-away secret key keeps working.
 func (s *Server) KeyGrace() time.Duration { return s.keyGrace() }
 

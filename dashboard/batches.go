@@ -55,6 +55,8 @@ type checkView struct {
 	Mode                            string      // the mode the send button sends with
 	Quote                           quote.Quote // the price of sending it (api.Server.QuoteBatch)
 	MoreDuplicates                  int
+	ScheduledAt                     string     // RFC 3339, empty: at once
+	Start                           *time.Time // ScheduledAt read
 	NeedsApproval                   bool // the approval policy will hold it
 }
 
@@ -69,8 +71,8 @@ func fingerprint(ref, mode string, body []byte) []byte {
 
 // parseUpload reads a CSV with the batch parser of the merchant API. A
 // message for the user comes back when the file is not a batch at all.
-func parseUpload(lang string, body []byte, ref, mode string) (*batch.Parsed, string) {
-	parsed, err := batch.Read(bytes.NewReader(body), "text/csv", batch.Header{ReferenceID: ref, Mode: mode})
+func parseUpload(lang string, body []byte, ref, mode, scheduledAt string) (*batch.Parsed, string) {
+	parsed, err := batch.Read(bytes.NewReader(body), "text/csv", batch.Header{ReferenceID: ref, Mode: mode, ScheduledAt: scheduledAt})
 	var format *batch.FormatError
 	switch {
 	case errors.Is(err, batch.ErrTooManyItems):
@@ -119,7 +121,24 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 	if ref == "" {
 		ref = "dashboard-" + s.now().In(jakarta).Format("20060102-150405") + "-" + randomToken(3)
 	}
-	parsed, msg := parseUpload(rq.lang, body, ref, batch.Partial)
+	// The send time is typed in Jakarta time (datetime-local) and checked
+	// as the API checks scheduled_at.
+	var scheduled string
+	var start *time.Time
+	if raw := strings.TrimSpace(r.PostFormValue("scheduled_at")); raw != "" {
+		local, err := time.ParseInLocation("2006-01-02T15:04", raw, jakarta)
+		if err != nil {
+			s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
+			return
+		}
+		scheduled = local.Format(time.RFC3339)
+		var fes []payout.FieldError
+		if start, fes = s.API.ParseScheduledAt(scheduled); len(fes) > 0 {
+			s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
+			return
+		}
+	}
+	parsed, msg := parseUpload(rq.lang, body, ref, batch.Partial, scheduled)
 	if msg != "" {
 		s.showBatches(w, r, rq, msg)
 		return
@@ -134,7 +153,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	v := checkView{UploadID: id, FileName: name, ReferenceID: ref, Rows: parsed.Rows, Valid: len(parsed.Items), Invalid: parsed.InvalidRows}
+	v := checkView{UploadID: id, FileName: name, ReferenceID: ref, Rows: parsed.Rows, Valid: len(parsed.Items), Invalid: parsed.InvalidRows,
+		ScheduledAt: scheduled, Start: start}
 	for _, it := range parsed.Items {
 		v.Total += it.Amount
 	}
@@ -150,7 +170,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 		v.Mode = batch.Partial
 	}
 	parsed.Header.Mode = v.Mode
-	if v.Quote, err = s.API.QuoteBatch(r.Context(), rq.principal(), parsed, nil); err != nil {
+	if v.Quote, err = s.API.QuoteBatch(r.Context(), rq.principal(), parsed, start); err != nil {
 		s.internal(w, r, rq.lang, err)
 		return
 	}
@@ -192,7 +212,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, rq *request) {
 		mode = batch.Partial
 	}
 	ref := r.PostFormValue("reference_id")
-	parsed, msg := parseUpload(rq.lang, u.Body, ref, mode)
+	parsed, msg := parseUpload(rq.lang, u.Body, ref, mode, r.PostFormValue("scheduled_at"))
 	if msg != "" {
 		s.showBatches(w, r, rq, msg)
 		return
@@ -218,6 +238,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, rq *request) {
 	accepted, _, err := s.API.SubmitBatch(ctx, rq.principal(), "dashboard:"+u.ID, fingerprint(ref, mode, u.Body), parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
 		s.showBatches(w, r, rq, T(rq.lang, "err.csrf"))
+		return
+	}
+	if errors.Is(err, api.ErrInvalidSchedule) { // the time passed between the check and the send
+		s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
 		return
 	}
 	if err != nil && !errors.Is(err, api.ErrNotQueued) {

@@ -129,6 +129,10 @@ var controlMessages = map[string][2]string{
 	"inq.at":              {"Dijawab pada", "Answered at"},
 	"inq.again":           {"Cek rekening lain", "Check other accounts"},
 	"quote.approval":      {"Batch ini melewati ambang kebijakan persetujuan: setelah dikirim, batch menunggu di Persetujuan sampai pengguna lain menyetujuinya; tidak ada saldo terpotong sebelumnya.", "This batch is over the approval policy's threshold: once sent it waits in Approvals until another user approves it; nothing is debited before."},
+	"batch.scheduleat":    {"Kirim pada (WIB, opsional)", "Send at (WIB, optional)"},
+	"batch.schedulehint":  {"Kosong: segera. Paling lambat 30 hari lagi; saldo dipotong pada waktu itu dan batch dapat dibatalkan sampai saat itu.", "Empty: at once. At most 30 days ahead; the balance is debited then, and the batch can be cancelled until then."},
+	"batch.badschedule":   {"Waktu kirim harus di masa depan dan paling lambat 30 hari lagi.", "The send time must be in the future and at most 30 days ahead."},
+	"batch.scheduled":     {"Dijadwalkan, dipotong dan dikirim pada", "Scheduled: debited and sent at"},
 }
 
 func init() {

@@ -208,6 +208,40 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 		t.Errorf("the re-uploaded file would pay %q payouts, want 0", got)
 	}
 
+	// A batch scheduled for tomorrow (under the policy's 5 items): held
+	// with nothing debited, shown SCHEDULED, cancelled before its time.
+	wib := time.FixedZone("WIB", 7*3600)
+	tomorrow := time.Now().In(wib).Add(24 * time.Hour).Format("2006-01-02T15:04")
+	b.open("/batches", "#file")
+	b.fill("#scheduled_at", time.Now().In(wib).Add(-time.Hour).Format("2006-01-02T15:04"))
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{batchCSV(t, 0, "sched-0,bca,1234567800,10000,x")}))
+	b.submit("#check", ".error")
+	if got := b.text(".error"); !strings.Contains(got, "in the future") {
+		t.Errorf("a send time in the past is refused with %q", got)
+	}
+	b.open("/batches", "#file")
+	b.fill("#reference_id", "scheduled-batch")
+	b.fill("#scheduled_at", tomorrow)
+	b.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{batchCSV(t, 0,
+		"sched-1,bca,1234567801,10000,x", "sched-2,bca,1234567802,10000,x", "sched-3,bca,1234567803,10000,x")}))
+	b.submit("#check", "#scheduled-note")
+	b.submit("#send", "#hold")
+	if got := b.text("#counts"); !strings.Contains(got, "SCHEDULED 3") {
+		t.Errorf("the scheduled batch's counts %q, want 3 SCHEDULED", got)
+	}
+	if got := b.text("#hold"); !strings.Contains(got, "Scheduled for") {
+		t.Errorf("the scheduled batch's hold %q, want its time", got)
+	}
+	b.submit("#cancel-batch", "#counts")
+	if got := b.text("#counts"); !strings.Contains(got, "CANCELLED 3") {
+		t.Errorf("after cancelling, the batch's counts %q, want 3 CANCELLED", got)
+	}
+	var debits int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM disbursements d JOIN batches b ON b.id = d.batch_id
+		WHERE b.reference_id = 'scheduled-batch' AND d.debited_at IS NOT NULL`).Scan(&debits); err != nil || debits != 0 {
+		t.Errorf("%d payouts of the cancelled scheduled batch were debited (err %v), want none", debits, err)
+	}
+
 	// Pause and resume: the banner on every page while paused.
 	b.open("/controls", "#pause")
 	b.checkOnly("controls")
