@@ -57,7 +57,7 @@ type checkView struct {
 	MoreDuplicates                  int
 	ScheduledAt                     string     // RFC 3339, empty: at once
 	Start                           *time.Time // ScheduledAt read
-	NeedsApproval                   bool // the approval policy will hold it
+	NeedsApproval                   bool       // the approval policy will hold it
 }
 
 // fingerprint is the idempotency hash of a CSV batch as POST /v1/batches
