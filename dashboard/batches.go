@@ -29,7 +29,13 @@ const maxUploadBody = 64 << 20
 const shownRowErrors = 200
 
 type batchesView struct {
-	Recent []batch.Batch
+	Recent []batchRow
+}
+
+// batchRow is a listed batch with its hold (approval, schedule), if any.
+type batchRow struct {
+	batch.Batch
+	Hold *hold.Hold
 }
 
 // batches lists the recent batches beside the upload form.
@@ -43,7 +49,17 @@ func (s *Server) showBatches(w http.ResponseWriter, r *http.Request, rq *request
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	s.view(w, r, rq, "batches", "batches", "batch.title", batchesView{Recent: list}, "", errText)
+	v := batchesView{Recent: make([]batchRow, len(list))}
+	for i, b := range list {
+		// A primary-key read each, for the 20 listed batches.
+		h, err := s.API.HoldOf(r.Context(), rq.principal(), b.ID)
+		if err != nil {
+			s.internal(w, r, rq.lang, err)
+			return
+		}
+		v.Recent[i] = batchRow{Batch: b, Hold: h}
+	}
+	s.view(w, r, rq, "batches", "batches", "batch.title", v, "", errText)
 }
 
 type checkView struct {

@@ -226,12 +226,18 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 		"sched-1,bca,1234567801,10000,x", "sched-2,bca,1234567802,10000,x", "sched-3,bca,1234567803,10000,x")}))
 	b.submit("#check", "#scheduled-note")
 	b.submit("#send", "#hold")
+	schedPath := b.evalString(`location.pathname`)
 	if got := b.text("#counts"); !strings.Contains(got, "SCHEDULED 3") {
 		t.Errorf("the scheduled batch's counts %q, want 3 SCHEDULED", got)
 	}
 	if got := b.text("#hold"); !strings.Contains(got, "Scheduled for") {
 		t.Errorf("the scheduled batch's hold %q, want its time", got)
 	}
+	b.open("/batches", "#file")
+	if got := b.text("table tbody tr:first-child td.held"); !strings.Contains(got, "Scheduled for") {
+		t.Errorf("the batch list shows the scheduled batch's hold as %q", got)
+	}
+	b.open(schedPath, "#cancel-batch")
 	b.submit("#cancel-batch", "#counts")
 	if got := b.text("#counts"); !strings.Contains(got, "CANCELLED 3") {
 		t.Errorf("after cancelling, the batch's counts %q, want 3 CANCELLED", got)
