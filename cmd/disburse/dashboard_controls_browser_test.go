@@ -62,6 +62,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	b.fill("#password", pw)
 	b.submit(`button[type=submit].primary`, "#aktivasi")
 	b.submit("#aktivasi", "#newkey")
+	secretKey := b.value("#newkey")
 	var merchantID string
 	if err := p.pool.QueryRow(ctx, `SELECT merchant_id FROM dashboard_users WHERE email = 'owner@kendali.example'`).Scan(&merchantID); err != nil {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM approval_policies WHERE merchant_id = $1`, merchantID).Scan(&policies); err != nil || policies != 0 {
 		t.Fatalf("an invalid policy was stored (%d rows, err %v)", policies, err)
 	}
+	b.fill("#payout_amount", "1000000")
 	b.fill("#batch_items", "5")
 	b.fill("#expires_after_minutes", "120")
 	b.submit("#save-policy", ".flash")
@@ -246,6 +248,36 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM disbursements d JOIN batches b ON b.id = d.batch_id
 		WHERE b.reference_id = 'scheduled-batch' AND d.debited_at IS NOT NULL`).Scan(&debits); err != nil || debits != 0 {
 		t.Errorf("%d payouts of the cancelled scheduled batch were debited (err %v), want none", debits, err)
+	}
+
+	// Single payouts over the policy's 1,000,000, created through the API
+	// (the key is their maker): one rejected in the queue with a note
+	// (FAILED APPROVAL_REJECTED, nothing debited), one cancelled from its page.
+	held := func(ref string) string {
+		code, out, _ := call(t, p.api.URL, secretKey, "POST", "/v1/disbursements", map[string]string{"Idempotency-Key": ref}, payoutBody(ref, "1234567811", 2_000_000))
+		id, _ := out["id"].(string)
+		if code != 201 && code != 202 || out["status"] != "AWAITING_APPROVAL" {
+			t.Fatalf("payout over the policy: %d %v, want AWAITING_APPROVAL", code, out)
+		}
+		return id
+	}
+	rejectID, cancelID := held("big-1"), held("big-2")
+	b.open("/approvals", "#hold-"+rejectID)
+	b.fill("#note-"+rejectID, "not on the list")
+	b.submit("#hold-"+rejectID+" button.reject", ".flash")
+	var st, code string
+	if err := p.pool.QueryRow(ctx, `SELECT status, coalesce(failure_code, '') FROM disbursements WHERE id = $1`, rejectID).Scan(&st, &code); err != nil || st != "FAILED" || code != "APPROVAL_REJECTED" {
+		t.Errorf("the rejected payout is %s %s (err %v), want FAILED APPROVAL_REJECTED", st, code, err)
+	}
+	b.open("/payouts/"+rejectID, "#hold")
+	if got := b.text("#hold"); !strings.Contains(got, "Rejected") || !strings.Contains(got, "not on the list") {
+		t.Errorf("the rejected payout's hold reads %q, want Rejected and the note", got)
+	}
+	b.open("/payouts/"+cancelID, "#cancel-payout")
+	b.checkOnly("payout-held")
+	b.submit("#cancel-payout", ".flash")
+	if got := b.text("#payout-status"); got != "CANCELLED" {
+		t.Errorf("the cancelled held payout reads %q", got)
 	}
 
 	// Pause and resume: the banner on every page while paused.
