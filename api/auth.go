@@ -40,7 +40,15 @@ func (s *Server) authed(budget string, h func(http.ResponseWriter, *http.Request
 			writeError(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "authenticate with HTTP Basic, your secret key as the user name and an empty password"))
 			return
 		}
-		p, err := s.Merchants.Authenticate(r.Context(), key, s.now())
+		now := s.now()
+		p, cached := s.authCache.get(key, now, s.AuthCacheTTL)
+		var err error
+		if !cached {
+			p, err = s.Merchants.Authenticate(r.Context(), key, now)
+			if err == nil {
+				s.authCache.put(key, p, now, s.AuthCacheTTL)
+			}
+		}
 		if errors.Is(err, merchant.ErrUnauthorized) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="disburse"`)
 			writeError(w, newProblem(http.StatusUnauthorized, CodeUnauthorized, "the secret key is unknown, expired or revoked"))

@@ -107,6 +107,11 @@ type Server struct {
 
 	keyUse keyUse // when each key's use was last recorded (keys_scoped.go)
 
+	// AuthCacheTTL is how long this instance reuses a key's successful
+	// authentication (0: every call looks the key up; see authcache.go).
+	AuthCacheTTL time.Duration
+	authCache    authCache
+
 	committerOnce sync.Once
 	committer     *committer
 }
@@ -274,6 +279,9 @@ func (s *Server) instrument(api, route string, h http.HandlerFunc) http.Handler 
 			requests.WithLabelValues(api, route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
 		}()
 		h(rec, r.WithContext(withRequestID(r.Context(), id)))
+		if rec.code < 400 && clearsAuth(api, r.Method, route) {
+			s.authCache.clear()
+		}
 	})
 }
 

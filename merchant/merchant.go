@@ -45,6 +45,8 @@ type Principal struct {
 	// grace period). Such a key may still read and pay, but not change
 	// settings or rotate again.
 	Retiring bool
+	// KeyExpiresAt is when a retiring key stops working (zero: no expiry).
+	KeyExpiresAt time.Time
 	// IPWhitelist: the networks calls may come from; empty allows every address.
 	IPWhitelist []netip.Prefix
 	// Limits: the operator's request rates for this environment; a zero
@@ -192,6 +194,9 @@ func (s *Store) Authenticate(ctx context.Context, key string, now time.Time) (Pr
 		return Principal{}, ErrUnauthorized
 	}
 	p.Retiring = expires != nil
+	if expires != nil {
+		p.KeyExpiresAt = *expires
+	}
 	if p.IPWhitelist, err = parseStoredWhitelist(whitelist); err != nil {
 		return Principal{}, fmt.Errorf("%s/%s: %w", p.MerchantID, p.Environment, err)
 	}

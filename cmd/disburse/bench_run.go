@@ -168,9 +168,16 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 	apiSrv := newAPIServer(pool, producer, topics, "op-bench-"+id, guard, time.Minute, 0.8, c.callbacks)
 	apiSrv.Profiles = profiles
 	apiSrv.Reports = rs
+	apiSrv.AuthCacheTTL = api.DefaultAuthCacheTTL // as the api role runs by default
 	// The bench sends faster than a merchant's default budget; the limiter's
-	// own cost (its bucket row per request) is still paid.
+	// own cost is still paid, with the limiter the api role uses: this
+	// instance's share of each merchant's rate, in memory.
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}
+	instCtx, stopInstance := context.WithCancel(ctx)
+	defer stopInstance()
+	if err := shareRateLimits(instCtx, apiSrv, pool); err != nil {
+		return res, err
+	}
 	apiAddr, err := srv.start("api", "127.0.0.1:0", apiSrv.Handler())
 	if err != nil {
 		return res, err
@@ -428,6 +435,7 @@ func benchRun(ctx context.Context, c benchConfig, admin *pgxpool.Pool, eng repor
 
 	// --- stop, then count ---
 	stopAll()
+	stopInstance()
 	watch.Close()
 	pool.Close()
 	poolClosed = true
