@@ -79,6 +79,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, rq *request) 
 		s.internal(w, r, rq.lang, err)
 		return
 	}
+	s.API.ClearAuthCache()
 	s.Log.Info("restricted key revoked from the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
 		"user_id", rq.ID, "key_id", k.ID)
 	s.showKeys(w, r, rq, keysView{}, T(rq.lang, "keys.revoked")+" "+k.Hint, "")

@@ -277,9 +277,9 @@ func (c *signedReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // results file, payout search and a payout's page, and the report with its
 // download. Every page passes axe-core and causes no CSP violation.
 // startBrowserDashboard starts the whole pipeline and the dashboard on it.
-func startBrowserDashboard(t *testing.T) (*pipeline, *httptest.Server) {
+func startBrowserDashboard(t *testing.T, tune ...func(*pipelineConfig)) (*pipeline, *httptest.Server) {
 	t.Helper()
-	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t))
+	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t), tune...)
 	d, err := dashboard.New(p.server, p.pool, "http://dashboard.test", false)
 	if err != nil {
 		t.Fatal(err)

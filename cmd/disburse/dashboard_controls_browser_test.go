@@ -47,7 +47,9 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives a browser through the whole pipeline")
 	}
-	p, dash := startBrowserDashboard(t)
+	// The API reuses key lookups for a minute, so the revoked key's 401
+	// below shows that the dashboard's revocation cleared them.
+	p, dash := startBrowserDashboard(t, func(c *pipelineConfig) { c.authCacheTTL = time.Minute })
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	t.Cleanup(stopRunner)
 	go p.server.InquiryRunner().Run(runCtx)
@@ -335,12 +337,19 @@ func TestDashboardControlsInBrowser(t *testing.T) {
 	if shown == true {
 		t.Error("the restricted key is shown again on a later visit")
 	}
+	if code, out, _ := call(t, p.api.URL, secret, "GET", "/v1/disbursements", nil, nil); code != 200 {
+		t.Fatalf("the restricted key reading payouts: %d %v", code, out)
+	}
 	b.submit("#keys button.revoke", ".flash")
 	if got := b.text("#keys .keystatus"); got != "REVOKED" {
 		t.Errorf("after revoking the key's status reads %q", got)
 	}
 	if _, err := ms.Authenticate(ctx, secret, time.Now()); err == nil {
 		t.Error("a revoked key still authenticates")
+	}
+	// At once on the API, though it had just looked the key up.
+	if code, _, _ := call(t, p.api.URL, secret, "GET", "/v1/disbursements", nil, nil); code != 401 {
+		t.Errorf("the revoked key's call answered %d, want 401", code)
 	}
 
 	// Bulk account inquiry: an invalid account is refused with its row,
