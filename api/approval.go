@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -55,9 +56,8 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p merchant.Princ
 		return
 	}
 	note := strings.TrimSpace(in.Note)
-	if utf8.RuneCountInString(note) > 500 || strings.IndexFunc(note, func(c rune) bool { return unicode.IsControl(c) && c != '\n' }) >= 0 {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "note must be at most 500 characters without control characters",
-			payout.FieldError{Field: "note", Code: "INVALID_VALUE", Message: "at most 500 characters without control characters"}))
+	if fe := CheckNote(note); fe != nil {
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "note must be at most 500 characters without control characters", *fe))
 		return
 	}
 	id := r.PathValue("id")
@@ -65,11 +65,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p merchant.Princ
 	if kind == hold.KindBatch {
 		what = "batch"
 	}
-	if len(id) > 64 {
-		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such "+what+" awaiting approval"))
-		return
-	}
-	h, released, err := s.holds().Decide(r.Context(), p.MerchantID, p.Environment, kind, id, p.KeyID, approve, note, s.now())
+	h, err := s.DecideHold(r.Context(), p, kind, id, approve, note)
 	switch {
 	case errors.Is(err, hold.ErrNotFound):
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such "+what+" awaiting approval"))
@@ -78,7 +74,6 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p merchant.Princ
 		writeError(w, newProblem(http.StatusConflict, CodeNotAwaitingApproval, "this "+what+" is not awaiting approval (approval status "+h.ApprovalStatus+")"))
 		return
 	case errors.Is(err, hold.ErrExpired):
-		s.announce(r.Context(), h, hold.TypeApprovalExpired)
 		writeError(w, newProblem(http.StatusConflict, CodeApprovalExpired, "the approval expired; its payouts failed with APPROVAL_EXPIRED"))
 		return
 	case errors.Is(err, hold.ErrSameActor):
@@ -88,18 +83,47 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, p merchant.Princ
 		s.internalError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// CheckNote checks a decision's note (already trimmed).
+func CheckNote(note string) *payout.FieldError {
+	if utf8.RuneCountInString(note) > 500 || strings.IndexFunc(note, func(c rune) bool { return unicode.IsControl(c) && c != '\n' }) >= 0 {
+		return &payout.FieldError{Field: "note", Code: "INVALID_VALUE", Message: "at most 500 characters without control characters"}
+	}
+	return nil
+}
+
+// DecideHold approves or rejects the payout or batch id awaiting approval
+// as p.KeyID (a key id, or a dashboard user's actor), with note (checked
+// by CheckNote): the decision of POST .../approve and .../reject, shared
+// with the dashboard. Approved payouts are published at once (or wait for
+// their scheduled_at); a failed publish is retried by the relay role's
+// hold worker. The errors are hold's (ErrNotFound, ErrDecided with the
+// hold, ErrExpired, ErrSameActor).
+func (s *Server) DecideHold(ctx context.Context, p merchant.Principal, kind, id string, approve bool, note string) (hold.Hold, error) {
+	if len(id) > 64 {
+		return hold.Hold{}, hold.ErrNotFound
+	}
+	h, released, err := s.holds().Decide(ctx, p.MerchantID, p.Environment, kind, id, p.KeyID, approve, note, s.now())
+	if errors.Is(err, hold.ErrExpired) {
+		s.announce(ctx, h, hold.TypeApprovalExpired)
+	}
+	if err != nil {
+		return h, err
+	}
 	typ := hold.TypeApprovalRejected
 	if approve {
 		typ = hold.TypeApprovalApproved
 	}
 	s.Log.Info("approval decided", "hold_id", h.ID, "kind", kind, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"decision", h.ApprovalStatus, "by_key_id", p.KeyID, "released", len(released))
-	if err := s.produceRequests(r.Context(), hold.Requests(released, s.now())); err != nil {
+	if err := s.produceRequests(ctx, hold.Requests(released, s.now())); err != nil {
 		// Approved and committed: the hold worker publishes them again.
 		s.Log.Error("publish approved payouts; the hold worker will retry", "hold_id", h.ID, "err", err)
 	}
-	s.announce(r.Context(), h, typ)
-	writeJSON(w, http.StatusOK, h)
+	s.announce(ctx, h, typ)
+	return h, nil
 }
 
 // listApprovals serves GET /v1/approvals: the approval queue (by default
@@ -160,6 +184,21 @@ func (s *Server) setApprovalPolicy(w http.ResponseWriter, r *http.Request, p mer
 		writeError(w, prob)
 		return
 	}
+	if fields := CheckPolicy(in); len(fields) > 0 {
+		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the policy has invalid fields", fields...))
+		return
+	}
+	if err := s.holds().SetPolicy(r.Context(), p.MerchantID, p.Environment, p.KeyID, in, s.now()); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.Log.Info("approval policy set", "merchant_id", p.MerchantID, "environment", p.Environment, "by_key_id", p.KeyID, "policy", in)
+	writeJSON(w, http.StatusOK, in)
+}
+
+// CheckPolicy range-checks an approval policy as PUT /v1/approvals/policy
+// does (the dashboard's policy form too).
+func CheckPolicy(in hold.Policy) []payout.FieldError {
 	var fields []payout.FieldError
 	if in.PayoutAmount < 0 {
 		fields = append(fields, payout.FieldError{Field: "payout_amount", Code: "OUT_OF_RANGE", Message: "payout_amount must be 0 (never) or more"})
@@ -173,14 +212,5 @@ func (s *Server) setApprovalPolicy(w http.ResponseWriter, r *http.Request, p mer
 	if in.ExpiresAfter < minApprovalSeconds || in.ExpiresAfter > maxApprovalSeconds {
 		fields = append(fields, payout.FieldError{Field: "expires_after_seconds", Code: "OUT_OF_RANGE", Message: "expires_after_seconds must be 60 to 2592000 (30 days)"})
 	}
-	if len(fields) > 0 {
-		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the policy has invalid fields", fields...))
-		return
-	}
-	if err := s.holds().SetPolicy(r.Context(), p.MerchantID, p.Environment, p.KeyID, in, s.now()); err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	s.Log.Info("approval policy set", "merchant_id", p.MerchantID, "environment", p.Environment, "by_key_id", p.KeyID, "policy", in)
-	writeJSON(w, http.StatusOK, in)
+	return fields
 }

@@ -73,7 +73,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		s.logFor(r.Context()).Info("batch accepted", "batch_id", accepted.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
 			"items", accepted.ItemCount, "rejected", accepted.RejectedCount, "duplicates", accepted.DuplicateCount)
 	}
-	h, err := s.holdOf(r.Context(), p, accepted.ID)
+	h, err := s.HoldOf(r.Context(), p, accepted.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -213,7 +213,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, p merchant.Pri
 		s.internalError(w, r, err)
 		return
 	}
-	h, err := s.holdOf(r.Context(), p, b.ID)
+	h, err := s.HoldOf(r.Context(), p, b.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -80,27 +81,37 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, p merchant.
 		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such batch"))
 		return
 	}
-	if _, err := batch.NewStore(s.Ledger.DB()).Get(r.Context(), p.MerchantID, p.Environment, id); err != nil {
-		if errors.Is(err, batch.ErrNotFound) {
-			writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such batch"))
-			return
-		}
-		s.internalError(w, r, err)
+	bc, err := s.CancelBatch(r.Context(), p, id)
+	if errors.Is(err, batch.ErrNotFound) {
+		writeError(w, newProblem(http.StatusNotFound, CodeNotFound, "no such batch"))
 		return
 	}
-	heldDone, err := s.holds().CancelBatch(r.Context(), p.MerchantID, p.Environment, id)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	done, kept, err := s.Ledger.CancelBatch(r.Context(), p.MerchantID, p.Environment, id)
+	writeJSON(w, http.StatusOK, bc)
+}
+
+// CancelBatch cancels every item of the batch not yet handed to its bank
+// (held items by their hold, nothing debited; the others by the ledger,
+// which returns the debit), as POST /v1/batches/{id}/cancel does, shared
+// with the dashboard. batch.ErrNotFound when the environment has no such batch.
+func (s *Server) CancelBatch(ctx context.Context, p merchant.Principal, id string) (BatchCancel, error) {
+	if _, err := batch.NewStore(s.Ledger.DB()).Get(ctx, p.MerchantID, p.Environment, id); err != nil {
+		return BatchCancel{}, err
+	}
+	heldDone, err := s.holds().CancelBatch(ctx, p.MerchantID, p.Environment, id)
 	if err != nil {
-		s.internalError(w, r, err)
-		return
+		return BatchCancel{}, err
+	}
+	done, kept, err := s.Ledger.CancelBatch(ctx, p.MerchantID, p.Environment, id)
+	if err != nil {
+		return BatchCancel{}, err
 	}
 	// The ledger counts the held items cancelled just before as ended.
 	done, kept = done+heldDone, kept-heldDone
-	s.logFor(r.Context()).Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
+	s.logFor(ctx).Info("batch cancelled", "batch_id", id, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"cancelled", done, "not_cancelled", kept)
-	writeJSON(w, http.StatusOK, BatchCancel{BatchID: id, Cancelled: done, NotCancelled: kept})
+	return BatchCancel{BatchID: id, Cancelled: done, NotCancelled: kept}, nil
 }

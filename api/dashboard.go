@@ -57,6 +57,7 @@ func (s *Server) ChangeSettings(ctx context.Context, p merchant.Principal, actor
 	}
 	a, err := s.Merchants.UpdateAccess(ctx, p.MerchantID, p.Environment, actor, s.now(), ch)
 	if err == nil {
+		s.ClearAuthCache()
 		s.Log.Info("settings changed", "merchant_id", p.MerchantID, "environment", p.Environment, "actor", actor,
 			"callback_url_changed", ch.CallbackURL != nil, "ip_whitelist_changed", ch.IPWhitelist != nil)
 	}
@@ -69,6 +70,23 @@ func (s *Server) CallbackSecret(ctx context.Context, p merchant.Principal) (stri
 	err := s.callbackSecret(ctx, &v, p)
 	return v.CallbackSecret, err
 }
+
+// ParseScheduledAt reads a batch's or payout's scheduled_at (RFC 3339;
+// empty: at once) as the API does: a time in the future and at most
+// hold.MaxAhead ahead, else its field error.
+func (s *Server) ParseScheduledAt(raw string) (*time.Time, []payout.FieldError) {
+	at, prob := s.parseScheduledAt(raw)
+	if prob != nil {
+		return nil, prob.Fields
+	}
+	return at, nil
+}
+
+// ClearAuthCache forgets this instance's cached key lookups: the
+// dashboard calls it after a change that narrows access (a key revoked,
+// the IP whitelist changed), as the API's own routes do (clearsAuth), so
+// the change holds at once on this instance.
+func (s *Server) ClearAuthCache() { s.authCache.clear() }
 
 // KeyGrace is how long a rotated-away secret key keeps working.
 func (s *Server) KeyGrace() time.Duration { return s.keyGrace() }

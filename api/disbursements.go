@@ -95,7 +95,7 @@ func (s *Server) createDisbursement(w http.ResponseWriter, r *http.Request, p me
 	}
 	if !created && (d.Status == payout.AwaitingApproval || d.Status == payout.Scheduled) {
 		// A replay of a held payout: it must not have asked for a time.
-		h, err := s.holdOf(r.Context(), p, d.ID)
+		h, err := s.HoldOf(r.Context(), p, d.ID)
 		if err != nil {
 			s.internalError(w, r, err)
 			return
@@ -132,7 +132,7 @@ func (s *Server) getDisbursement(w http.ResponseWriter, r *http.Request, p merch
 	}
 	v := payoutView{Disbursement: d}
 	if d.BatchID == nil {
-		if v.Hold, err = s.holdOf(r.Context(), p, d.ID); err != nil {
+		if v.Hold, err = s.HoldOf(r.Context(), p, d.ID); err != nil {
 			s.internalError(w, r, err)
 			return
 		}

@@ -59,8 +59,9 @@ func (s *Server) spec(ctx context.Context, p merchant.Principal, needs func(hold
 	return spec, nil
 }
 
-// heldView is a payout or batch answer with its hold, when it has one.
-func (s *Server) holdOf(ctx context.Context, p merchant.Principal, id string) (*hold.Hold, error) {
+// HoldOf is the hold of the payout or batch id (its approval and
+// schedule), nil when it never had one.
+func (s *Server) HoldOf(ctx context.Context, p merchant.Principal, id string) (*hold.Hold, error) {
 	h, err := s.holds().Get(ctx, p.MerchantID, p.Environment, id)
 	if errors.Is(err, hold.ErrNotFound) {
 		return nil, nil
@@ -104,7 +105,7 @@ func (s *Server) createHeldPayout(w http.ResponseWriter, r *http.Request, p merc
 		return
 	}
 	d, created := set[0].Disbursement, set[0].Created
-	h, err := s.holdOf(r.Context(), p, d.ID)
+	h, err := s.HoldOf(r.Context(), p, d.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

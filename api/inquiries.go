@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,10 +41,41 @@ func (s *Server) createInquiries(w http.ResponseWriter, r *http.Request, p merch
 		return
 	}
 	accounts := make([]inquiry.Account, len(in.Items))
+	for i, it := range in.Items {
+		accounts[i] = inquiry.Account{BankCode: it.BankCode, AccountNumber: it.AccountNumber}
+	}
+	j, rows, invalid, err := s.CreateInquiries(r.Context(), p, accounts)
+	switch {
+	case invalid > 0:
+		pr := newProblem(http.StatusUnprocessableEntity, CodeValidation, fmt.Sprintf("%d of %d accounts are invalid; nothing was asked", invalid, len(in.Items)))
+		pr.Rows, pr.InvalidRows = rows, invalid
+		writeError(w, pr)
+		return
+	case errors.Is(err, ErrNoInquiryBank):
+		writeError(w, newProblem(http.StatusServiceUnavailable, CodeBankUnavailable, "account inquiry is not configured for "+p.Environment+" on this server"))
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/account-inquiries/"+j.ID)
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// ErrNoInquiryBank: this server has no bank gateway for the environment's
+// account inquiries.
+var ErrNoInquiryBank = errors.New("api: account inquiry is not configured for this environment")
+
+// CreateInquiries checks each account as POST /v1/account-inquiries does
+// (1 to inquiry.MaxItems of them, checked by the caller) and stores the
+// job the inquiry runner answers. With any invalid account nothing is
+// asked: the row errors (the first batch.MaxReportedErrors) and how many
+// accounts are invalid come back instead.
+func (s *Server) CreateInquiries(ctx context.Context, p merchant.Principal, accounts []inquiry.Account) (inquiry.Job, []batch.RowError, int, error) {
 	var rows []batch.RowError
 	invalid := 0
-	for i, it := range in.Items {
-		fields := checkAccount(it)
+	for i, a := range accounts {
+		fields := checkAccount(inquiryRequest{BankCode: a.BankCode, AccountNumber: a.AccountNumber})
 		if len(fields) > 0 {
 			invalid++
 		}
@@ -52,26 +84,19 @@ func (s *Server) createInquiries(w http.ResponseWriter, r *http.Request, p merch
 				rows = append(rows, batch.RowError{Row: i + 1, FieldError: f})
 			}
 		}
-		accounts[i] = inquiry.Account{BankCode: it.BankCode, AccountNumber: it.AccountNumber}
 	}
 	if invalid > 0 {
-		pr := newProblem(http.StatusUnprocessableEntity, CodeValidation, fmt.Sprintf("%d of %d accounts are invalid; nothing was asked", invalid, len(in.Items)))
-		pr.Rows, pr.InvalidRows = rows, invalid
-		writeError(w, pr)
-		return
+		return inquiry.Job{}, rows, invalid, nil
 	}
 	if s.bankFor(p.Environment) == nil {
-		writeError(w, newProblem(http.StatusServiceUnavailable, CodeBankUnavailable, "account inquiry is not configured for "+p.Environment+" on this server"))
-		return
+		return inquiry.Job{}, nil, 0, ErrNoInquiryBank
 	}
-	j, err := inquiry.NewStore(s.Ledger.DB()).Create(r.Context(), p.MerchantID, p.Environment, accounts, s.now())
+	j, err := inquiry.NewStore(s.Ledger.DB()).Create(ctx, p.MerchantID, p.Environment, accounts, s.now())
 	if err != nil {
-		s.internalError(w, r, err)
-		return
+		return j, nil, 0, err
 	}
 	s.Log.Info("bulk account inquiry accepted", "job_id", j.ID, "merchant_id", p.MerchantID, "environment", p.Environment, "items", j.ItemCount)
-	w.Header().Set("Location", "/v1/account-inquiries/"+j.ID)
-	writeJSON(w, http.StatusAccepted, j)
+	return j, nil, 0, nil
 }
 
 // getInquiries serves GET /v1/account-inquiries/{id}: the job and every

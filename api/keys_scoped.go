@@ -166,12 +166,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p merchant.Pr
 		writeError(w, prob)
 		return
 	}
-	scopes, errs := in.validate()
+	key, k, errs, err := s.IssueKey(r.Context(), p, in.Label, in.Scopes)
 	if len(errs) > 0 {
 		writeError(w, newProblem(http.StatusUnprocessableEntity, CodeValidation, "the key request has invalid fields", errs...))
 		return
 	}
-	key, k, err := s.Merchants.IssueScopedKey(r.Context(), p, in.Label, scopes, s.now())
 	if errors.Is(err, merchant.ErrTooManyKeys) {
 		writeError(w, newProblem(http.StatusConflict, CodeConflict, "this environment already has the most live restricted keys; revoke one first"))
 		return
@@ -180,13 +179,28 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p merchant.Pr
 		s.internalError(w, r, err)
 		return
 	}
-	s.Log.Info("restricted key issued", "merchant_id", p.MerchantID, "environment", p.Environment, "by_key_id", p.KeyID,
-		"key_id", k.ID, "scopes", k.Scopes)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, struct {
 		keyView
 		SecretKey string `json:"secret_key"`
 	}{keyView{Key: k, Status: k.Status(s.now())}, key})
+}
+
+// IssueKey validates a key request as POST /v1/keys does and issues the
+// restricted key, made by p.KeyID: the secret (shown once) and the key.
+// Invalid fields come back as field errors; merchant.ErrTooManyKeys when
+// the environment has the most live restricted keys.
+func (s *Server) IssueKey(ctx context.Context, p merchant.Principal, label string, scopes []string) (string, merchant.Key, []payout.FieldError, error) {
+	scopes, errs := keyRequest{Label: label, Scopes: scopes}.validate()
+	if len(errs) > 0 {
+		return "", merchant.Key{}, errs, nil
+	}
+	key, k, err := s.Merchants.IssueScopedKey(ctx, p, label, scopes, s.now())
+	if err == nil {
+		s.Log.Info("restricted key issued", "merchant_id", p.MerchantID, "environment", p.Environment, "by_key_id", p.KeyID,
+			"key_id", k.ID, "scopes", k.Scopes)
+	}
+	return key, k, nil, err
 }
 
 // listMerchantKeys serves GET /v1/keys: the environment's keys, never the

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/disburse/disburse/batch"
 	"github.com/disburse/disburse/connectors"
@@ -35,16 +37,26 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 		writeError(w, prob)
 		return
 	}
-	ctx := r.Context()
-	st, err := s.Merchants.Settings(ctx, p.MerchantID, p.Environment)
+	q, err := s.QuoteBatch(r.Context(), p, parsed, start)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, q)
+}
+
+// QuoteBatch prices a parsed batch without moving money and stores the
+// quote (POST /v1/batches/quote, shared with the dashboard's upload
+// check): valid and invalid rows, duplicates, totals and fees, per-bank
+// counts and expected completion from start (nil: now), balance cover.
+func (s *Server) QuoteBatch(ctx context.Context, p merchant.Principal, parsed *batch.Parsed, start *time.Time) (quote.Quote, error) {
+	st, err := s.Merchants.Settings(ctx, p.MerchantID, p.Environment)
+	if err != nil {
+		return quote.Quote{}, err
+	}
 	bal, err := s.Ledger.Balance(ctx, p.MerchantID, p.Environment, "IDR")
 	if err != nil && !errors.Is(err, ledger.ErrNoAccounts) {
-		s.internalError(w, r, err)
-		return
+		return quote.Quote{}, err
 	}
 	quotes := quote.NewStore(s.Ledger.DB())
 	refs := make([]string, len(parsed.Items))
@@ -53,13 +65,11 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 	}
 	dups, err := quotes.Used(ctx, p.MerchantID, p.Environment, refs)
 	if err != nil {
-		s.internalError(w, r, err)
-		return
+		return quote.Quote{}, err
 	}
 	breakers, err := s.breakerStates(ctx, p.Environment)
 	if err != nil {
-		s.internalError(w, r, err)
-		return
+		return quote.Quote{}, err
 	}
 	profiles := s.Profiles
 	if profiles == nil {
@@ -72,24 +82,31 @@ func (s *Server) quoteBatch(w http.ResponseWriter, r *http.Request, p merchant.P
 	}
 	q := quote.Build(parsed, in)
 	if err := quotes.Save(ctx, p.MerchantID, p.Environment, &q); err != nil {
-		s.internalError(w, r, err)
-		return
+		return quote.Quote{}, err
 	}
 	s.Log.Info("batch quoted", "quote_id", q.ID, "merchant_id", p.MerchantID, "environment", p.Environment,
 		"items", q.ItemCount, "invalid", q.InvalidCount, "duplicates", q.DuplicateCount, "total_debit", q.TotalDebit, "covers", q.Balance.Covers)
-	writeJSON(w, http.StatusOK, q)
+	return q, nil
 }
 
 func quoteFees(st merchant.Settings) quote.Fees {
 	return quote.Fees{Flat: st.FeeFlat, BPS: int64(st.FeeBPS), MaxPerPayout: st.MaxPerPayout}
 }
 
-// checkQuote holds a batch created with a quote_id to its quote.
-func (s *Server) checkQuote(r *http.Request, p merchant.Principal, parsed *batch.Parsed) *problem {
-	st, err := s.Merchants.Settings(r.Context(), p.MerchantID, p.Environment)
-	if err == nil {
-		err = quote.NewStore(s.Ledger.DB()).Check(r.Context(), p.MerchantID, p.Environment, parsed.Header.QuoteID, parsed, quoteFees(st), s.now())
+// CheckQuote holds a batch created with a quote_id (parsed.Header.QuoteID)
+// to its quote: quote.ErrNotFound, quote.ErrExpired or quote.ErrMismatch
+// (with what differs) when it does not match.
+func (s *Server) CheckQuote(ctx context.Context, p merchant.Principal, parsed *batch.Parsed) error {
+	st, err := s.Merchants.Settings(ctx, p.MerchantID, p.Environment)
+	if err != nil {
+		return err
 	}
+	return quote.NewStore(s.Ledger.DB()).Check(ctx, p.MerchantID, p.Environment, parsed.Header.QuoteID, parsed, quoteFees(st), s.now())
+}
+
+// checkQuote answers CheckQuote's refusal as a problem (nil: it matches).
+func (s *Server) checkQuote(r *http.Request, p merchant.Principal, parsed *batch.Parsed) *problem {
+	err := s.CheckQuote(r.Context(), p, parsed)
 	switch {
 	case err == nil:
 		return nil

@@ -16,7 +16,9 @@ import (
 
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/batch"
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/payout"
+	"github.com/disburse/disburse/quote"
 )
 
 // maxUploadBody bounds an upload: 100,000 rows of ~300 bytes, as the API's
@@ -27,7 +29,13 @@ const maxUploadBody = 64 << 20
 const shownRowErrors = 200
 
 type batchesView struct {
-	Recent []batch.Batch
+	Recent []batchRow
+}
+
+// batchRow is a listed batch with its hold (approval, schedule), if any.
+type batchRow struct {
+	batch.Batch
+	Hold *hold.Hold
 }
 
 // batches lists the recent batches beside the upload form.
@@ -41,7 +49,17 @@ func (s *Server) showBatches(w http.ResponseWriter, r *http.Request, rq *request
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	s.view(w, r, rq, "batches", "batches", "batch.title", batchesView{Recent: list}, "", errText)
+	v := batchesView{Recent: make([]batchRow, len(list))}
+	for i, b := range list {
+		// A primary-key read each, for the 20 listed batches.
+		h, err := s.API.HoldOf(r.Context(), rq.principal(), b.ID)
+		if err != nil {
+			s.internal(w, r, rq.lang, err)
+			return
+		}
+		v.Recent[i] = batchRow{Batch: b, Hold: h}
+	}
+	s.view(w, r, rq, "batches", "batches", "batch.title", v, "", errText)
 }
 
 type checkView struct {
@@ -50,6 +68,12 @@ type checkView struct {
 	Total                           int64
 	Errors                          []batch.RowError
 	MoreErrors                      int
+	Mode                            string      // the mode the send button sends with
+	Quote                           quote.Quote // the price of sending it (api.Server.QuoteBatch)
+	MoreDuplicates                  int
+	ScheduledAt                     string     // RFC 3339, empty: at once
+	Start                           *time.Time // ScheduledAt read
+	NeedsApproval                   bool       // the approval policy will hold it
 }
 
 // fingerprint is the idempotency hash of a CSV batch as POST /v1/batches
@@ -63,8 +87,8 @@ func fingerprint(ref, mode string, body []byte) []byte {
 
 // parseUpload reads a CSV with the batch parser of the merchant API. A
 // message for the user comes back when the file is not a batch at all.
-func parseUpload(lang string, body []byte, ref, mode string) (*batch.Parsed, string) {
-	parsed, err := batch.Read(bytes.NewReader(body), "text/csv", batch.Header{ReferenceID: ref, Mode: mode})
+func parseUpload(lang string, body []byte, ref, mode, scheduledAt string) (*batch.Parsed, string) {
+	parsed, err := batch.Read(bytes.NewReader(body), "text/csv", batch.Header{ReferenceID: ref, Mode: mode, ScheduledAt: scheduledAt})
 	var format *batch.FormatError
 	switch {
 	case errors.Is(err, batch.ErrTooManyItems):
@@ -113,7 +137,24 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 	if ref == "" {
 		ref = "dashboard-" + s.now().In(jakarta).Format("20060102-150405") + "-" + randomToken(3)
 	}
-	parsed, msg := parseUpload(rq.lang, body, ref, batch.Partial)
+	// The send time is typed in Jakarta time (datetime-local) and checked
+	// as the API checks scheduled_at.
+	var scheduled string
+	var start *time.Time
+	if raw := strings.TrimSpace(r.PostFormValue("scheduled_at")); raw != "" {
+		local, err := time.ParseInLocation("2006-01-02T15:04", raw, jakarta)
+		if err != nil {
+			s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
+			return
+		}
+		scheduled = local.Format(time.RFC3339)
+		var fes []payout.FieldError
+		if start, fes = s.API.ParseScheduledAt(scheduled); len(fes) > 0 {
+			s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
+			return
+		}
+	}
+	parsed, msg := parseUpload(rq.lang, body, ref, batch.Partial, scheduled)
 	if msg != "" {
 		s.showBatches(w, r, rq, msg)
 		return
@@ -128,7 +169,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	v := checkView{UploadID: id, FileName: name, ReferenceID: ref, Rows: parsed.Rows, Valid: len(parsed.Items), Invalid: parsed.InvalidRows}
+	v := checkView{UploadID: id, FileName: name, ReferenceID: ref, Rows: parsed.Rows, Valid: len(parsed.Items), Invalid: parsed.InvalidRows,
+		ScheduledAt: scheduled, Start: start}
 	for _, it := range parsed.Items {
 		v.Total += it.Amount
 	}
@@ -136,6 +178,27 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, rq *request) {
 	if len(v.Errors) > shownRowErrors {
 		v.MoreErrors = len(v.Errors) - shownRowErrors
 		v.Errors = v.Errors[:shownRowErrors]
+	}
+	// Quoted in the mode the send button will use, so the sent batch
+	// matches its quote (quote_id) unless the file or the fees changed.
+	v.Mode = batch.AllOrNothing
+	if parsed.InvalidRows > 0 {
+		v.Mode = batch.Partial
+	}
+	parsed.Header.Mode = v.Mode
+	if v.Quote, err = s.API.QuoteBatch(r.Context(), rq.principal(), parsed, start); err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	pol, err := s.holds().Policy(r.Context(), rq.MerchantID, rq.Environment)
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	v.NeedsApproval = pol.BatchNeeds(len(parsed.Items), v.Total)
+	if len(v.Quote.Duplicates) > shownRowErrors {
+		v.MoreDuplicates = len(v.Quote.Duplicates) - shownRowErrors
+		v.Quote.Duplicates = v.Quote.Duplicates[:shownRowErrors]
 	}
 	s.Log.Info("batch file checked in the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
 		"user_id", rq.ID, "upload_id", id, "rows", parsed.Rows, "invalid_rows", parsed.InvalidRows)
@@ -165,7 +228,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, rq *request) {
 		mode = batch.Partial
 	}
 	ref := r.PostFormValue("reference_id")
-	parsed, msg := parseUpload(rq.lang, u.Body, ref, mode)
+	parsed, msg := parseUpload(rq.lang, u.Body, ref, mode, r.PostFormValue("scheduled_at"))
 	if msg != "" {
 		s.showBatches(w, r, rq, msg)
 		return
@@ -174,9 +237,27 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, rq *request) {
 		s.showBatches(w, r, rq, fmt.Sprintf("%d %s", parsed.InvalidRows, T(rq.lang, "batch.invalid")))
 		return
 	}
+	// Sent with the quote the check page showed: a file, reference, mode
+	// or fee changed since refuses to send, as POST /v1/batches does.
+	if qid := r.PostFormValue("quote_id"); qid != "" {
+		parsed.Header.QuoteID = qid
+		err := s.API.CheckQuote(ctx, rq.principal(), parsed)
+		switch {
+		case errors.Is(err, quote.ErrNotFound), errors.Is(err, quote.ErrExpired), errors.Is(err, quote.ErrMismatch):
+			s.showBatches(w, r, rq, T(rq.lang, "quote.stale")+" ("+err.Error()+")")
+			return
+		case err != nil:
+			s.internal(w, r, rq.lang, err)
+			return
+		}
+	}
 	accepted, _, err := s.API.SubmitBatch(ctx, rq.principal(), "dashboard:"+u.ID, fingerprint(ref, mode, u.Body), parsed)
 	if errors.Is(err, batch.ErrIdempotencyKeyReused) {
 		s.showBatches(w, r, rq, T(rq.lang, "err.csrf"))
+		return
+	}
+	if errors.Is(err, api.ErrInvalidSchedule) { // the time passed between the check and the send
+		s.showBatches(w, r, rq, T(rq.lang, "batch.badschedule"))
 		return
 	}
 	if err != nil && !errors.Is(err, api.ErrNotQueued) {
@@ -241,7 +322,36 @@ func (s *Server) batchPage(w http.ResponseWriter, r *http.Request, rq *request) 
 		s.internal(w, r, rq.lang, err)
 		return
 	}
-	s.view(w, r, rq, "batch", "batches", "batch.progress", progressOf(b), "", "")
+	h, err := s.API.HoldOf(r.Context(), rq.principal(), b.ID)
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	s.view(w, r, rq, "batch", "batches", "batch.progress", batchView{progress: progressOf(b), Hold: h, Waiting: waiting(h)}, "", "")
+}
+
+// batchView is the batch page: its progress and its hold, if any.
+type batchView struct {
+	progress
+	Hold    *hold.Hold
+	Waiting bool // held: cancellable with nothing debited
+}
+
+// cancelBatch cancels what of a batch is not yet at its bank through
+// api.Server.CancelBatch (held items with nothing debited).
+func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, rq *request) {
+	bc, err := s.API.CancelBatch(r.Context(), rq.principal(), r.PathValue("id"))
+	if errors.Is(err, batch.ErrNotFound) {
+		s.fail(w, r, rq, http.StatusNotFound, T(rq.lang, "err.notfound"))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	s.Log.Info("batch cancelled from the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
+		"user_id", rq.ID, "batch_id", bc.BatchID, "cancelled", bc.Cancelled)
+	http.Redirect(w, r, "/batches/"+bc.BatchID, http.StatusSeeOther)
 }
 
 // progressEvery is how often the live progress reads the batch.

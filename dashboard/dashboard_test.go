@@ -241,6 +241,17 @@ func TestRoles(t *testing.T) {
 		{finance, "/settings/ip-whitelist", http.StatusForbidden},
 		{finance, "/disbursement/request-production", http.StatusForbidden},
 		{finance, "/batches/send", http.StatusNotFound}, // allowed; no such upload
+		{viewer, "/controls/pause", http.StatusForbidden},
+		{viewer, "/controls/resume", http.StatusForbidden},
+		{viewer, "/approvals/batch/b_1", http.StatusForbidden},
+		{viewer, "/inquiries", http.StatusForbidden},
+		{viewer, "/batches/b_1/cancel", http.StatusForbidden},
+		{finance, "/approvals/policy", http.StatusForbidden},
+		{finance, "/controls/velocity", http.StatusForbidden},
+		{finance, "/keys", http.StatusForbidden},
+		{finance, "/keys/k_1/revoke", http.StatusForbidden},
+		{finance, "/approvals/batch/b_1", http.StatusBadRequest}, // allowed; no decision given
+		{finance, "/batches/b_1/cancel", http.StatusNotFound},    // allowed; no such batch
 		{owner, "/settings/rotate-key", http.StatusOK},
 	} {
 		code, _, _ := c.who.post(c.path, url.Values{"csrf": {c.who.csrf("/settings")}})

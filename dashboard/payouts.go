@@ -11,6 +11,7 @@ import (
 	"github.com/disburse/disburse/api"
 	"github.com/disburse/disburse/callbacks"
 	"github.com/disburse/disburse/connectors"
+	"github.com/disburse/disburse/hold"
 	"github.com/disburse/disburse/internal/trace"
 	"github.com/disburse/disburse/payout"
 )
@@ -39,7 +40,7 @@ type searchForm struct {
 	ID, ReferenceID, BatchID, Status, BankCode, From, To string
 }
 
-var allStatuses = []payout.Status{payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled}
+var allStatuses = []payout.Status{payout.AwaitingApproval, payout.Scheduled, payout.Pending, payout.Processing, payout.Completed, payout.Failed, payout.Reversed, payout.Cancelled}
 
 func bankCodes() []string {
 	var out []string
@@ -133,6 +134,7 @@ type payoutView struct {
 	Timeline  []trace.Step // request and status events
 	BankCalls []trace.Step
 	Callbacks []callbacks.Callback
+	Hold      *hold.Hold // the payout's or its batch's approval and schedule, if any
 }
 
 // payoutPage shows one payout: its status timeline, bank calls and
@@ -159,6 +161,14 @@ func (s *Server) showPayout(w http.ResponseWriter, r *http.Request, rq *request,
 		return
 	}
 	v := payoutView{Payout: d}
+	// A single payout's hold has its id; a batch item's, its batch's.
+	if v.Hold, err = s.API.HoldOf(ctx, rq.principal(), d.ID); err == nil && v.Hold == nil && d.BatchID != nil {
+		v.Hold, err = s.API.HoldOf(ctx, rq.principal(), *d.BatchID)
+	}
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
 	seen := map[string]bool{}
 	for _, st := range tl.Steps {
 		switch st.Source {
@@ -197,4 +207,23 @@ func (s *Server) redeliver(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	s.Log.Info("callback redelivery requested from the dashboard", "callback_id", c.ID, "merchant_id", rq.MerchantID, "user_id", rq.ID)
 	s.showPayout(w, r, rq, r.PostFormValue("payout_id"), T(rq.lang, "pay.redelivered"))
+}
+
+// cancelHeld cancels a payout held for approval or its schedule (nothing
+// was debited) with hold.Store.Cancel, as POST /v1/disbursements/{id}/cancel
+// does for a held payout.
+func (s *Server) cancelHeld(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PathValue("id")
+	done, err := s.holds().Cancel(r.Context(), rq.MerchantID, rq.Environment, []string{id})
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
+	if len(done) == 0 {
+		s.fail(w, r, rq, http.StatusConflict, T(rq.lang, "hold.notcancellable"))
+		return
+	}
+	s.Log.Info("held payout cancelled from the dashboard", "merchant_id", rq.MerchantID, "environment", rq.Environment,
+		"user_id", rq.ID, "disbursement_id", id)
+	s.showPayout(w, r, rq, id, T(rq.lang, "hold.cancelled"))
 }

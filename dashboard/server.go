@@ -106,6 +106,21 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"json": auditValue,
+	// dict passes several values to a shared template: dict "K" v "L" w.
+	"dict": func(kv ...any) (map[string]any, error) {
+		if len(kv)%2 != 0 {
+			return nil, errors.New("dict takes key and value pairs")
+		}
+		m := make(map[string]any, len(kv)/2)
+		for i := 0; i < len(kv); i += 2 {
+			k, ok := kv[i].(string)
+			if !ok {
+				return nil, errors.New("dict keys are strings")
+			}
+			m[k] = kv[i+1]
+		}
+		return m, nil
+	},
 	"str": func(p *string) string {
 		if p == nil {
 			return ""
@@ -186,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /settings/callback-test", s.authed(RoleFinance, s.testCallback))
 	mux.HandleFunc("GET /payouts", s.authed(RoleViewer, s.payouts))
 	mux.HandleFunc("GET /payouts/{id}", s.authed(RoleViewer, s.payoutPage))
+	mux.HandleFunc("POST /payouts/{id}/cancel", s.authed(RoleFinance, s.cancelHeld))
 	mux.HandleFunc("POST /callbacks/{id}/redeliver", s.authed(RoleFinance, s.redeliver))
 	mux.HandleFunc("GET /batches", s.authed(RoleViewer, s.batches))
 	mux.HandleFunc("POST /batches/upload", s.authed(RoleFinance, s.upload))
@@ -195,6 +211,20 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /batches/{id}/results.csv", s.authed(RoleViewer, s.batchResults))
 	mux.HandleFunc("GET /reports", s.authed(RoleViewer, s.reports))
 	mux.HandleFunc("GET /reports/disbursements.csv", s.authed(RoleViewer, s.reportCSV))
+	mux.HandleFunc("GET /approvals", s.authed(RoleViewer, s.approvals))
+	mux.HandleFunc("POST /approvals/policy", s.authed(RoleOwner, s.savePolicy))
+	mux.HandleFunc("POST /approvals/{kind}/{id}", s.authed(RoleFinance, s.decideHold))
+	mux.HandleFunc("POST /batches/{id}/cancel", s.authed(RoleFinance, s.cancelBatch))
+	mux.HandleFunc("GET /controls", s.authed(RoleViewer, s.controlsPage))
+	mux.HandleFunc("POST /controls/pause", s.authed(RoleFinance, s.pause))
+	mux.HandleFunc("POST /controls/resume", s.authed(RoleFinance, s.resume))
+	mux.HandleFunc("POST /controls/velocity", s.authed(RoleOwner, s.saveVelocity))
+	mux.HandleFunc("GET /keys", s.authed(RoleViewer, s.keys))
+	mux.HandleFunc("POST /keys", s.authed(RoleOwner, s.createKey))
+	mux.HandleFunc("POST /keys/{id}/revoke", s.authed(RoleOwner, s.revokeKey))
+	mux.HandleFunc("GET /inquiries", s.authed(RoleViewer, s.inquiries))
+	mux.HandleFunc("POST /inquiries", s.authed(RoleFinance, s.askInquiries))
+	mux.HandleFunc("GET /inquiries/{id}", s.authed(RoleViewer, s.inquiryPage))
 	mux.HandleFunc("GET /users", s.authed(RoleOwner, s.users))
 	mux.HandleFunc("POST /users", s.authed(RoleOwner, s.addUser))
 	return headers(mux)
@@ -284,6 +314,8 @@ type page struct {
 	Session                *Session
 	Flash, Error           string
 	Data                   any
+	// Pause is the environment's pause, for the banner of every signed-in page.
+	Pause *pauseState
 }
 
 // T translates key into the page's language.
@@ -324,8 +356,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name s
 
 // view renders a signed-in page.
 func (s *Server) view(w http.ResponseWriter, r *http.Request, rq *request, name, nav, titleKey string, data any, flash, errText string) {
+	st, err := s.pauseOf(r.Context(), rq)
+	if err != nil {
+		s.internal(w, r, rq.lang, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, name, page{Lang: rq.lang, Title: T(rq.lang, titleKey), Nav: nav, CSRF: rq.CSRF,
-		Session: rq.Session, Flash: flash, Error: errText, Data: data})
+		Session: rq.Session, Flash: flash, Error: errText, Data: data, Pause: &st})
 }
 
 // fail renders an error page.

@@ -276,11 +276,10 @@ func (c *signedReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (nothing sent), a 1,000-row upload followed live to completion, its
 // results file, payout search and a payout's page, and the report with its
 // download. Every page passes axe-core and causes no CSP violation.
-func TestDashboardInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("drives a browser through the whole pipeline")
-	}
-	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t))
+// startBrowserDashboard starts the whole pipeline and the dashboard on it.
+func startBrowserDashboard(t *testing.T, tune ...func(*pipelineConfig)) (*pipeline, *httptest.Server) {
+	t.Helper()
+	p := startPipeline(t, testenv.Kafka(t), testenv.TopicPrefix(t), tune...)
 	d, err := dashboard.New(p.server, p.pool, "http://dashboard.test", false)
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +287,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.server.Dashboard = d.Store
 	dash := httptest.NewServer(d.Handler())
 	t.Cleanup(dash.Close)
+	return p, dash
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser through the whole pipeline")
+	}
+	p, dash := startBrowserDashboard(t)
 	recv := &signedReceiver{}
 	receiver := httptest.NewServer(recv)
 	t.Cleanup(receiver.Close)

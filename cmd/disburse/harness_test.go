@@ -95,6 +95,8 @@ type pipelineConfig struct {
 	// bank server with the same options and profiles. Without it,
 	// production has no gateway (its fallback profiles are profiles).
 	production bool
+	// authCacheTTL: the API's --auth-cache-ttl (0: every call looks its key up).
+	authCacheTTL time.Duration
 }
 
 // testProfiles are the banks' profiles with test timings: 1 s calls, a
@@ -184,6 +186,7 @@ func startPipeline(t testing.TB, brokers []string, prefix string, tune ...func(*
 	apiSrv.Banks = inquiryCaches(p.banks, time.Minute)
 	apiSrv.Now = cfg.now
 	apiSrv.Reports = p.reports
+	apiSrv.AuthCacheTTL = cfg.authCacheTTL
 	// The pipeline tests and benchmarks send faster than a merchant's default
 	// budget; the rate limits have tests of their own (api/access_test.go).
 	apiSrv.Limits = merchant.Limits{CreatePerSecond: 1_000_000, ReadPerSecond: 1_000_000}

@@ -1,10 +1,15 @@
 // The dashboard works without this file; it adds the live batch progress
-// (server-sent events) and selects a shown-once secret on focus.
+// (server-sent events), the account inquiry's progress, and selects a shown-once secret on focus.
 (function () {
   "use strict";
   document.querySelectorAll("[data-select]").forEach(function (el) {
     el.addEventListener("focus", function () { el.select(); });
   });
+  // A bulk account inquiry's page follows its job until it completes.
+  var inquiry = document.getElementById("inquiry");
+  if (inquiry && inquiry.dataset.done !== "true") {
+    setTimeout(function () { location.reload(); }, 1000);
+  }
   var batch = document.getElementById("batch");
   if (!batch || batch.dataset.done === "true" || !window.EventSource) {
     return;
