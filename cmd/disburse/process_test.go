@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -28,14 +29,27 @@ type proc struct {
 	done chan error
 }
 
+// freeAddr is a loopback address free now, for a process the test starts
+// (and may restart on the same address). The port comes from below the
+// kernel's ephemeral range (32768-60999 on Linux): a port from that range,
+// as ":0" hands out, can be taken by any outbound connection on the
+// machine between the check and the process's bind, or between a
+// process's exit and its restart (TestRollingRestart once lost its ledger
+// instance's metrics port that way).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken: try another
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port found in 20000-31999")
+	return ""
 }
 
 func buildBinary(t *testing.T) string {
