@@ -154,14 +154,7 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, p merchan
 		s.internalError(w, r, err)
 		return
 	}
-	var next *string
-	if len(list) == limit {
-		next = &list[len(list)-1].ID
-	}
-	if list == nil {
-		list = []hold.Hold{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": list, "next_cursor": next})
+	writeIDPage(w, list, limit, func(x hold.Hold) string { return x.ID })
 }
 
 func (s *Server) getApprovalPolicy(w http.ResponseWriter, r *http.Request, p merchant.Principal) {

@@ -72,14 +72,7 @@ func (s *Server) listCallbacks(w http.ResponseWriter, r *http.Request, p merchan
 		s.internalError(w, r, err)
 		return
 	}
-	var next *string
-	if len(list) == limit {
-		next = &list[len(list)-1].ID
-	}
-	if list == nil {
-		list = []callbacks.Callback{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": list, "next_cursor": next})
+	writeIDPage(w, list, limit, func(x callbacks.Callback) string { return x.ID })
 }
 
 func (s *Server) getCallback(w http.ResponseWriter, r *http.Request, p merchant.Principal) {

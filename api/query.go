@@ -105,3 +105,18 @@ func cleanParam(s string) bool {
 	}
 	return true
 }
+
+// writeIDPage answers one page of a list keyed by id: the items (an empty
+// list, never null) and, when the page is full, the last item's id as
+// next_cursor (null otherwise).
+func writeIDPage[T any](w http.ResponseWriter, list []T, limit int, id func(T) string) {
+	var next *string
+	if len(list) == limit && limit > 0 {
+		last := id(list[len(list)-1])
+		next = &last
+	}
+	if list == nil {
+		list = []T{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": list, "next_cursor": next})
+}
